@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI). Imports triage/, never training/."""

@@ -1,0 +1,48 @@
+"""Dependencies shared by the routes, as Annotated aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serving.auth import KeyRing, Principal
+from serving.errors import ApiError
+from triage.pipeline import Triager
+
+
+def get_triager(request: Request) -> Triager:
+    triager: Triager | None = request.app.state.triager
+    if triager is None:
+        raise ApiError("not_ready", "the model is not loaded yet")
+    return triager
+
+
+def _principal(request: Request) -> Principal:
+    keys: KeyRing | None = request.app.state.keys
+    if keys is None:  # authentication disabled (TRIAGE_AUTH=off, loopback only)
+        return Principal("anonymous", "admin")
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError("unauthorized", "missing or malformed Authorization: Bearer KEY header")
+    principal = keys.check(key.strip())
+    if principal is None:
+        raise ApiError("unauthorized", "unknown API key")
+    return principal
+
+
+def require(role: str) -> Callable[[Principal], Principal]:
+    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if not principal.allows(role):
+            raise ApiError("forbidden", f"this call needs the {role} role")
+        return principal
+
+    return check
+
+
+TriagerDep = Annotated[Triager, Depends(get_triager)]
+IntakeDep = Annotated[Principal, Depends(require("intake"))]
+AgentDep = Annotated[Principal, Depends(require("agent"))]
+AdminDep = Annotated[Principal, Depends(require("admin"))]

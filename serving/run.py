@@ -1,0 +1,58 @@
+"""`triage serve`: uvicorn with one application per worker process."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from serving.app import create_app
+from serving.auth import KeyRing, create_key, load_file
+from triage.runtime import load_triager
+from triage.settings import Settings
+
+log = logging.getLogger("triage.serving")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings from the environment, model loaded at startup."""
+    settings = Settings.from_env()
+    app = create_app(settings)
+    base_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[None]:
+        a.state.triager = load_triager(settings)
+        log.info("model %s loaded", a.state.triager.model_info)
+        async with base_lifespan(a):
+            yield
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    if not settings.auth and not is_loopback(host):
+        print("triage: TRIAGE_AUTH=off is refused on a non-loopback address", file=sys.stderr)
+        return 2
+    load_triager(settings)  # fail fast, before any worker starts, on a missing or inconsistent bundle
+    if settings.auth and not len(KeyRing.from_env(settings.api_keys)) and not load_file(settings.data_dir):
+        key = create_key(settings.data_dir, "admin")
+        print(f"Created the first admin API key (shown once, stored hashed):\n  {key}", flush=True)
+    uvicorn.run("serving.run:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+    return 0

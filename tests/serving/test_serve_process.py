@@ -1,0 +1,72 @@
+"""`triage serve` started as a real process, as the README's run command starts it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.serving.conftest import free_port
+
+
+def test_serve_starts_and_answers(tiny_bundle: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = os.environ | {
+        "TRIAGE_MODEL_DIR": str(tiny_bundle),
+        "TRIAGE_DATA_DIR": str(tmp_path),
+        "TRIAGE_API_KEYS": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "triage", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # No key configured: the first start creates an admin key and prints it once.
+        assert proc.stdout is not None
+        line = ""
+        deadline = time.monotonic() + 60
+        while "tk_" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        key = line.strip()
+        assert key.startswith("tk_"), "no admin key printed"
+        assert key not in (tmp_path / "api_keys.json").read_text()  # only its hash is stored
+        url = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        r = httpx.post(
+            f"{url}/v1/triage",
+            json={"text": "手机银行一直闪退登录不了"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert r.status_code == 200 and r.json()["category"]["label"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_auth_off_is_refused_off_loopback(tiny_bundle: Path, tmp_path: Path) -> None:
+    env = os.environ | {"TRIAGE_MODEL_DIR": str(tiny_bundle), "TRIAGE_DATA_DIR": str(tmp_path), "TRIAGE_AUTH": "off"}
+    result = subprocess.run(
+        [sys.executable, "-m", "triage", "serve", "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2 and "refused on a non-loopback address" in result.stderr

@@ -1,0 +1,1 @@
+"""Turning labelled cases into model bundles. Imports triage/, never serving/."""

@@ -1,0 +1,59 @@
+"""`triage build-default`: the bundle users get when they have built nothing else.
+
+At this stage it is the TF-IDF baseline trained on the corpus in datasets/.
+The bundle is written to a temporary folder and renamed into place, so a
+half-built bundle is never served.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from training.baseline import BaselineOptions, save_bundle, train_baseline
+from training.data import DATASETS, by_split, load_examples
+from training.evaluate import evaluate
+from triage.config import TriageConfig
+from triage.pipeline import Triager
+
+
+def corpus_paths(root: Path = DATASETS) -> list[Path]:
+    paths = [root / "complaints", root / "conversations"]
+    return [p for p in paths if p.exists() and any(p.rglob("*.jsonl"))]
+
+
+def build_baseline_bundle(
+    data: list[Path], out_dir: Path, config: TriageConfig, options: BaselineOptions | None = None, log=print
+) -> dict[str, object]:
+    examples = load_examples(data, config)
+    train, dev, test = by_split(examples, "train"), by_split(examples, "dev"), by_split(examples, "test")
+    log(f"training the TF-IDF baseline on {len(train)} cases (dev {len(dev)}, test {len(test)})")
+    model, report = train_baseline(train, dev, config, options)
+    metrics: dict[str, object] = {"dev": report, "train_size": len(train), "dev_size": len(dev)}
+    if test:
+        result = evaluate(Triager(config, model), test, rounds=200)
+        metrics["test"] = {
+            h: {"macro_f1": v["macro_f1"], "macro_f1_ci95": v["macro_f1_ci95"], "ece": v["ece"]}
+            for h, v in result["heads"].items()
+        } | {"p1_recall": result["p1_recall"], "n": result["n"]}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=out_dir.parent))
+    try:
+        save_bundle(model, tmp, metrics)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"bundle written to {out_dir}")
+    return metrics
+
+
+def build_default(out_dir: Path, config: TriageConfig) -> dict[str, object]:
+    data = corpus_paths()
+    if not data:
+        print("no corpus under datasets/: cannot build the default model", file=sys.stderr)
+        raise SystemExit(2)
+    return build_baseline_bundle(data, out_dir, config)

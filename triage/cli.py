@@ -1,0 +1,163 @@
+"""The `triage` command (SPEC section 8). Training and serving packages are
+imported lazily inside their subcommands, so `triage classify` needs neither."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from triage.config import CHANNELS, load_config
+from triage.errors import ConfigError, TriageError
+from triage.pipeline import Triager
+from triage.runtime import load_triager
+from triage.settings import Settings
+
+
+def _print_result(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    r: dict[str, dict[str, object]] = result  # type: ignore[assignment]
+    u = r["urgency"]
+    print(f"类别 category : {r['category']['name']} ({r['category']['label']}, {r['category']['confidence']:.2f})")
+    print(f"原因 issue    : {r['issue']['name']} ({r['issue']['label']}, {r['issue']['confidence']:.2f})")
+    raised = f" raised by {', '.join(u['raised_by'])}" if u["raised_by"] else ""  # type: ignore[arg-type]
+    print(f"紧急 urgency  : {u['label']} {u['name']} (model {u['model_label']}{raised})")
+    print(f"情绪 sentiment: {r['sentiment']['name']} ({r['sentiment']['label']})")
+    print(f"部门 route    : {r['route']['department']} cc {r['route']['cc']} queue {r['route']['queue']}")
+    print(f"时限 SLA      : first response by {r['sla']['first_response_by']}, resolve by {r['sla']['resolve_by']}")
+    print(f"信号 signals  : {[(s['type'], s['text']) for s in result['signals']]}")  # type: ignore[attr-defined]
+    print(f"依据 evidence : {result['evidence']}")
+    print(f"回复 draft    : {r['ack']['text']}")
+
+
+def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
+    triager = load_triager(settings)
+    if args.input:
+        return _classify_file(triager, Path(args.input), Path(args.output) if args.output else None, args.channel)
+    if not args.text:
+        print("give a TEXT or --input FILE.jsonl", file=sys.stderr)
+        return 2
+    _print_result(triager.triage(args.text, channel=args.channel).to_dict(), args.json)
+    return 0
+
+
+def _classify_file(triager: Triager, path: Path, output: Path | None, channel: str) -> int:
+    from tqdm import tqdm
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    failures = 0
+    try:
+        for n, line in enumerate(tqdm(lines, desc="classify", unit="text", file=sys.stderr), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                row = {
+                    "id": item.get("id"),
+                    **triager.triage(item.get("text"), channel=item.get("channel", channel)).to_dict(),
+                }
+            except (json.JSONDecodeError, TriageError, AttributeError) as exc:
+                failures += 1
+                code = exc.code if isinstance(exc, TriageError) else "invalid_json"
+                ident = item.get("id") if "item" in locals() and isinstance(item, dict) else None
+                row = {"id": ident, "error": {"code": code, "message": f"line {n}: {exc}"}}
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            out.close()
+    if failures:
+        print(f"{failures} line(s) failed; see their error objects", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_build_default(args: argparse.Namespace, settings: Settings) -> int:
+    out = settings.default_bundle_dir
+    if args.if_missing and out.is_dir():
+        print(f"default bundle present: {out}")
+        return 0
+    from training.build import build_default
+
+    build_default(out, load_config(settings.config_dir))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.build import build_baseline_bundle
+
+    metrics = build_baseline_bundle([Path(p) for p in args.data], Path(args.output), load_config(settings.config_dir))
+    print(json.dumps(metrics.get("test", metrics.get("dev")), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from training.data import by_split, load_examples
+    from training.evaluate import evaluate, markdown, write_report
+    from triage.bundle import load_bundle
+
+    config = load_config(settings.config_dir)
+    bundle = Path(args.bundle) if args.bundle else settings.model_path()
+    triager = Triager(config, load_bundle(bundle))
+    examples = load_examples([Path(p) for p in args.data], config)
+    if args.split != "all":
+        examples = by_split(examples, args.split)
+    report = evaluate(triager, examples, rounds=args.bootstrap)
+    write_report(report, Path(args.out), f"Evaluation of {bundle.name} on {args.split}")
+    print(markdown(report, f"Evaluation of {bundle.name} on {args.split}"))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.run import serve
+
+    return serve(settings, args.host, args.port, args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triage", description="Complaint triage for Chinese banks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="one complaint, or a JSONL batch, through the whole pipeline")
+    p.add_argument("text", nargs="?", help="the complaint text")
+    p.add_argument("--channel", choices=CHANNELS, default="sms", help="reply channel of the draft")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.add_argument("--input", help="JSONL file of {id, text} lines")
+    p.add_argument("--output", help="JSONL file for the results (default: standard output)")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("serve", help="the HTTP service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("build-default", help="build the default model bundle from datasets/")
+    p.add_argument("--if-missing", action="store_true", help="do nothing when the default bundle exists")
+    p.set_defaults(func=cmd_build_default)
+
+    p = sub.add_parser("train", help="train a TF-IDF baseline bundle on labelled JSONL (train/dev/test splits)")
+    p.add_argument("--data", nargs="+", required=True, help="JSONL files or folders")
+    p.add_argument("--output", required=True, help="bundle directory to write")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a bundle on labelled JSONL; writes report.json and report.md")
+    p.add_argument("--bundle", help="bundle directory (default: the serving model)")
+    p.add_argument("--data", nargs="+", required=True, help="JSONL files or folders")
+    p.add_argument("--split", default="test", help="split to evaluate, or 'all'")
+    p.add_argument("--out", default="reports/evaluate", help="folder for the report")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, Settings.from_env()))
+    except (ConfigError, TriageError) as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,201 @@
+"""One complaint through the whole pipeline: `Triager.triage(text) -> TriageResult`.
+
+Order matters: validation, normalisation and PII masking come first, so the
+model, the signals, the drafts and everything stored see masked text only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from triage import HEADS
+from triage.ack import DraftInput, draft
+from triage.classifier import Classifier
+from triage.config import CHANNELS, TriageConfig
+from triage.errors import EmptyTextError, TextTooLongError, TriageError
+from triage.pii import mask_text
+from triage.result import Ack, HeadResult, TriageResult, UrgencyResult
+from triage.routing import route, sla
+from triage.signals import Signal, detect, raise_urgency, urgency_floor
+from triage.text import fit_to_budget, normalize
+
+# Characters the model reads; longer texts keep their head and tail.
+MODEL_MAX_CHARS = 400
+_EVIDENCE_SIGNALS = {
+    "self_harm",
+    "fraud_in_progress",
+    "violence",
+    "vulnerable",
+    "regulator",
+    "media",
+    "legal",
+    "repeat",
+}
+
+
+@dataclass(frozen=True)
+class TriageRequest:
+    text: str
+    channel: str = "sms"
+    received_at: datetime | None = None
+    ticket_id: str | None = None
+    prior_tickets: int = 0
+
+
+def prepare(text: object, max_chars: int) -> str:
+    """Validate raw input, then normalise and mask it."""
+    if not isinstance(text, str):
+        raise TriageError("text must be a string")
+    if not text.strip():
+        raise EmptyTextError("text is empty")
+    if len(text) > max_chars:
+        raise TextTooLongError(f"text has {len(text)} characters; the limit is {max_chars}")
+    masked = mask_text(normalize(text))
+    if not masked:
+        raise EmptyTextError("text is empty after normalisation")
+    return masked
+
+
+class Triager:
+    """The library's front door: configuration + a classifier."""
+
+    def __init__(self, config: TriageConfig, classifier: Classifier, model_max_chars: int = MODEL_MAX_CHARS) -> None:
+        config.check_model_labels({h: list(classifier.labels[h]) for h in HEADS})
+        self.config = config
+        self.classifier = classifier
+        self.model_max_chars = model_max_chars
+        self.thresholds = {
+            head: config.threshold_overrides.get(
+                head, classifier.thresholds.get(head, config.fallback_thresholds.get(head, 0.0))
+            )
+            for head in HEADS
+        }
+
+    @property
+    def model_info(self) -> dict[str, str]:
+        return {"name": self.classifier.name, "version": self.classifier.version}
+
+    def prepare(self, text: object) -> str:
+        return prepare(text, self.config.deployment.max_text_chars)
+
+    def predict_masked(self, masked: Sequence[str]) -> dict[str, NDArray[np.float64]]:
+        return self.classifier.predict([fit_to_budget(t, self.model_max_chars) for t in masked])
+
+    def triage(
+        self,
+        text: str,
+        channel: str = "sms",
+        received_at: datetime | None = None,
+        ticket_id: str | None = None,
+        prior_tickets: int = 0,
+    ) -> TriageResult:
+        return self.triage_batch([TriageRequest(text, channel, received_at, ticket_id, prior_tickets)])[0]
+
+    def triage_batch(self, requests: Sequence[TriageRequest]) -> list[TriageResult]:
+        """Validate every item first (one bad item fails the batch), then one model call."""
+        masked = []
+        for i, r in enumerate(requests):
+            if r.channel not in CHANNELS:
+                raise TriageError(f"item {i}: unknown channel {r.channel!r}")
+            try:
+                masked.append(self.prepare(r.text))
+            except TriageError as exc:
+                raise type(exc)(f"item {i}: {exc}" if len(requests) > 1 else str(exc)) from exc
+        probs = self.predict_masked(masked) if masked else {}
+        return [
+            self.assemble(r, m, {h: probs[h][i] for h in HEADS})
+            for i, (r, m) in enumerate(zip(requests, masked, strict=True))
+        ]
+
+    def _head(self, head: str, p: NDArray[np.float64]) -> HeadResult:
+        labels = list(self.classifier.labels[head])
+        order = np.argsort(-p)[:3]
+        top = tuple((labels[j], float(p[j])) for j in order)
+        label, confidence = top[0]
+        return HeadResult(
+            label=label,
+            name=self.config.label_name(head, label),
+            confidence=confidence,
+            top=top,
+            needs_review=confidence < self.thresholds[head],
+        )
+
+    def assemble(self, request: TriageRequest, masked: str, probs: Mapping[str, NDArray[np.float64]]) -> TriageResult:
+        """Everything after the model: signals, urgency rules, routing, SLA, draft, evidence."""
+        config = self.config
+        received = (request.received_at or datetime.now(UTC)).replace(microsecond=0)
+        if received.tzinfo is None:
+            received = received.replace(tzinfo=config.deployment.timezone)
+        today = received.astimezone(config.deployment.timezone).date()
+        heads = {h: self._head(h, probs[h]) for h in HEADS}
+        signals = detect(masked, config, today, request.prior_tickets)
+        floors = urgency_floor(
+            signals,
+            {"category": heads["category"].label, "issue": heads["issue"].label, "sentiment": heads["sentiment"].label},
+            config,
+            today,
+        )
+        model_urgency = heads["urgency"]
+        final, raised_by = raise_urgency(model_urgency.label, floors)
+        urgency = UrgencyResult(
+            label=final,
+            name=config.label_name("urgency", final),
+            confidence=model_urgency.confidence,
+            top=model_urgency.top,
+            needs_review=model_urgency.needs_review,
+            model_label=model_urgency.label,
+            raised_by=tuple(raised_by),
+        )
+        types = {s.type for s in signals}
+        category, issue, sentiment = heads["category"], heads["issue"], heads["sentiment"]
+        case_route = route(
+            config, category.label, issue.label, final, types, category.needs_review or issue.needs_review
+        )
+        deadlines = sla(config, final, received)
+        amounts = tuple(float(s.value) for s in signals if s.type == "amount" and s.value is not None)
+        ack_text = draft(
+            config,
+            DraftInput(
+                channel=request.channel,
+                category=category.label,
+                issue=issue.label,
+                urgency=final,
+                sentiment=sentiment.label,
+                amounts=amounts,
+                fraud=issue.label == "funds_security" or "fraud_in_progress" in types,
+                ticket_id=request.ticket_id,
+                contact_by=deadlines.first_response_by,
+                received_at=received,
+            ),
+        )
+        return TriageResult(
+            ticket_id=request.ticket_id,
+            text_masked=masked,
+            category=category,
+            issue=issue,
+            urgency=urgency,
+            sentiment=sentiment,
+            signals=tuple(signals),
+            amounts_yuan=amounts,
+            route=case_route,
+            sla=deadlines,
+            ack=Ack(request.channel, ack_text),
+            evidence=tuple(self._evidence(masked, category.label, issue.label, signals)),
+            model=self.model_info,
+            received_at=received.astimezone(config.deployment.timezone).isoformat(),
+        )
+
+    def _evidence(self, masked: str, category: str, issue: str, signals: Sequence[Signal]) -> list[str]:
+        words = self.classifier.evidence(
+            fit_to_budget(masked, self.model_max_chars), {"category": category, "issue": issue}, k=5
+        )
+        out: list[str] = []
+        for w in words + [s.text for s in signals if s.type in _EVIDENCE_SIGNALS and s.start is not None]:
+            if w not in out:
+                out.append(w)
+        return out[:8]

@@ -1,0 +1,58 @@
+"""One Settings object, read once from the environment (nothing happens at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "triage"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    model_dir: Path | None
+    config_dir: Path | None
+    database_url: str | None
+    api_keys: str
+    auth: bool
+    store_raw_text: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        model_dir = env.get("TRIAGE_MODEL_DIR")
+        config_dir = env.get("TRIAGE_CONFIG_DIR")
+        return cls(
+            data_dir=Path(env.get("TRIAGE_DATA_DIR") or default_data_dir()),
+            model_dir=Path(model_dir) if model_dir else None,
+            config_dir=Path(config_dir) if config_dir else None,
+            database_url=env.get("DATABASE_URL") or None,
+            api_keys=env.get("TRIAGE_API_KEYS", ""),
+            auth=env.get("TRIAGE_AUTH", "on").lower() not in ("off", "0", "false", "no"),
+            store_raw_text=env.get("TRIAGE_STORE_RAW_TEXT", "").lower() in ("1", "true", "yes", "on"),
+        )
+
+    @property
+    def default_bundle_dir(self) -> Path:
+        return self.data_dir / "bundles" / "default"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.data_dir / "registry"
+
+    def model_path(self) -> Path:
+        """Which bundle serves: TRIAGE_MODEL_DIR, else the registry's promoted one, else the default."""
+        if self.model_dir is not None:
+            return self.model_dir
+        pointer = self.registry_dir / "CURRENT"
+        if pointer.is_file():
+            promoted = self.registry_dir / pointer.read_text(encoding="utf-8").strip()
+            if promoted.is_dir():
+                return promoted
+        return self.default_bundle_dir
