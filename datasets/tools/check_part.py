@@ -1,4 +1,5 @@
-"""Quick self-check for writers: validates JSONL parts and reports label counts and near duplicates.
+"""Quick self-check for writers (plain python3, no project install): validates JSONL parts
+against the taxonomy data file and reports label counts and near duplicates.
 
 Usage: python datasets/tools/check_part.py FILE_OR_DIR [...]
 """
@@ -7,36 +8,22 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 
-LABELS = {
-    "category": {
-        "credit_card",
-        "deposit_account",
-        "loan",
-        "wealth",
-        "payment",
-        "e_banking",
-        "general_service",
-        "other",
-    },
-    "issue": {
-        "service_quality",
-        "marketing",
-        "pricing_fees",
-        "contract_terms",
-        "funds_security",
-        "info_security",
-        "debt_collection",
-        "credit_report",
-        "operations",
-        "other",
-    },
-    "urgency": {"P1", "P2", "P3", "P4"},
-    "sentiment": {"angry", "negative", "neutral", "positive"},
-    "source": {"web_form", "app", "hotline", "email", "social", "chatbot", "branch"},
-}
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = {"web_form", "app", "hotline", "email", "social", "chatbot", "branch"}
+
+
+def _labels() -> dict[str, set[str]]:
+    with (ROOT / "triage" / "data" / "taxonomy.toml").open("rb") as f:
+        taxonomy = tomllib.load(f)
+    heads = ("category", "issue", "urgency", "sentiment")
+    return {h: {label["id"] for label in taxonomy[h]} for h in heads} | {"source": SOURCES}
+
+
+LABELS = _labels()
 
 
 def grams(text: str, n: int = 5) -> set[str]:
