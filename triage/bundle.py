@@ -7,6 +7,7 @@ temperatures, thresholds, metrics) beside the model files of its kind.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,4 +85,37 @@ def load_bundle(directory: Path) -> Classifier:
         return TfidfClassifier.load(
             directory, manifest.labels, manifest.temperatures, manifest.thresholds, manifest.name, manifest.version
         )
+    if manifest.kind in ("encoder", "ensemble"):
+        return _load_encoder(directory, manifest)
     raise ConfigError(f"{directory}: unknown bundle kind {manifest.kind!r}")
+
+
+def onnx_file(directory: Path, manifest: Manifest) -> Path:
+    """The int8 graph by default; TRIAGE_ONNX_PRECISION=fp32 selects the fp32 one."""
+    files = manifest.extra.get("onnx", {})
+    precision = os.environ.get("TRIAGE_ONNX_PRECISION", "int8")
+    if precision not in files:
+        raise ConfigError(f"{directory}: no {precision} ONNX file in the bundle (has {sorted(files)})")
+    return directory / files[precision]
+
+
+def _load_encoder(directory: Path, manifest: Manifest) -> Classifier:
+    from triage.baseline import TfidfClassifier
+    from triage.onnx_model import EncoderClassifier, session
+    from triage.tokenizer import EncoderTokenizer
+
+    tfidf = None
+    if manifest.kind == "ensemble":
+        tfidf = TfidfClassifier.load(directory, manifest.labels, {}, {}, manifest.name, manifest.version)
+    return EncoderClassifier(
+        session(onnx_file(directory, manifest)),
+        EncoderTokenizer.from_dir(directory / "tokenizer"),
+        manifest.labels,
+        int(manifest.extra.get("max_length", 128)),
+        manifest.temperatures,
+        manifest.thresholds,
+        manifest.name,
+        manifest.version,
+        tfidf=tfidf,
+        weights=manifest.extra.get("ensemble_weights", {}),
+    )

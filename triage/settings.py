@@ -43,6 +43,10 @@ class Settings:
         return self.data_dir / "bundles" / "default"
 
     @property
+    def base_model_dir(self) -> Path:
+        return self.data_dir / "base" / "e5-small-zh"
+
+    @property
     def registry_dir(self) -> Path:
         return self.data_dir / "registry"
 

