@@ -54,6 +54,33 @@ def paired_difference(
     return out
 
 
+def int8_parity(bundle: Path, texts: list[str]) -> dict[str, dict[str, float]]:
+    """How far the int8 graph moves the bundle's probabilities from fp32, on the given texts."""
+    import os
+
+    from triage.bundle import read_manifest
+    from triage.text import fit_to_budget
+
+    if "fp32" not in read_manifest(bundle).extra.get("onnx", {}):
+        return {}
+    probs = {}
+    for precision in ("int8", "fp32"):
+        os.environ["TRIAGE_ONNX_PRECISION"] = precision
+        model = load_bundle(bundle)
+        budget = int(getattr(model, "max_chars", 400))
+        probs[precision] = model.predict([fit_to_budget(t, budget) for t in texts])
+    os.environ.pop("TRIAGE_ONNX_PRECISION", None)
+    out = {}
+    for head in HEADS:
+        a, b = probs["int8"][head], probs["fp32"][head]
+        out[head] = {
+            "label_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+            "max_abs_diff": float(np.abs(a - b).max()),
+            "mean_abs_diff": float(np.abs(a - b).mean()),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bundle", type=Path, default=Settings.from_env().default_bundle_dir)
@@ -69,9 +96,16 @@ def main() -> None:
         "tfidf": evaluate(Triager(config, tfidf), test, keep_raw=True),
     }
     diff = paired_difference(reports["served"], reports["tfidf"])
+    parity = int8_parity(args.bundle, [e.text for e in test])
     for r in reports.values():
         r.pop("_raw")
-    data = {"machine": machine(), "n_test": len(test), "reports": reports, "difference_ci95": diff}
+    data = {
+        "machine": machine(),
+        "n_test": len(test),
+        "reports": reports,
+        "difference_ci95": diff,
+        "int8_vs_fp32": parity,
+    }
     md = [
         f"# Quality on the test split ({len(test)} cases, writers unseen in training)",
         "",
@@ -95,6 +129,17 @@ def main() -> None:
         + ", ".join(f"{h} {reports['served']['heads'][h]['abstain_rate']:.0%}" for h in HEADS)
         + ".",
     ]
+    if parity:
+        md += [
+            "",
+            "int8 against fp32 ONNX on the test split (model probabilities): label agreement "
+            + ", ".join(f"{h} {v['label_agreement']:.1%}" for h, v in parity.items())
+            + "; largest probability difference "
+            + ", ".join(f"{h} {v['max_abs_diff']:.3f}" for h, v in parity.items())
+            + "; mean "
+            + ", ".join(f"{h} {v['mean_abs_diff']:.4f}" for h, v in parity.items())
+            + ".",
+        ]
     print(write("quality", data, "\n".join(md) + "\n").read_text(encoding="utf-8"))
 
 

@@ -41,7 +41,7 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     if not args.text:
         print("give a TEXT or --input FILE.jsonl", file=sys.stderr)
         return 2
-    _print_result(triager.triage(args.text, channel=args.channel).to_dict(), args.json)
+    _print_result(triager.triage(args.text, channel=args.channel, explain=args.explain).to_dict(), args.json)
     return 0
 
 
@@ -147,6 +147,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         examples = by_split(examples, args.split)
     report = evaluate(triager, examples, rounds=args.bootstrap)
     write_report(report, Path(args.out), f"Evaluation of {bundle.name} on {args.split}")
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is not None:  # comes with the training extras
+        from training.plots import confusion
+
+        for head, h in report["heads"].items():
+            confusion(Path(args.out) / f"confusion_{head}.png", h["confusion"], h["labels"], f"{head} ({args.split})")
     print(markdown(report, f"Evaluation of {bundle.name} on {args.split}"))
     return 0
 
@@ -165,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?", help="the complaint text")
     p.add_argument("--channel", choices=CHANNELS, default="sms", help="reply channel of the draft")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.add_argument("--explain", choices=("fast", "occlusion"), default="fast",
+                   help="evidence method: the model's word weights (fast) or word occlusion (slower, finer)")
     p.add_argument("--input", help="JSONL file of {id, text} lines")
     p.add_argument("--output", help="JSONL file for the results (default: standard output)")
     p.set_defaults(func=cmd_classify)

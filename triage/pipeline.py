@@ -18,6 +18,7 @@ from triage.ack import DraftInput, draft
 from triage.classifier import Classifier
 from triage.config import CHANNELS, TriageConfig
 from triage.errors import EmptyTextError, TextTooLongError, TriageError
+from triage.explain import occlusion
 from triage.pii import mask_text
 from triage.result import Ack, HeadResult, TriageResult, UrgencyResult
 from triage.routing import route, sla
@@ -26,6 +27,7 @@ from triage.text import fit_to_budget, normalize
 
 # Characters the model reads; longer texts keep their head and tail.
 MODEL_MAX_CHARS = 400
+EXPLAIN = ("fast", "occlusion")
 _EVIDENCE_SIGNALS = {
     "self_harm",
     "fraud_in_progress",
@@ -45,6 +47,7 @@ class TriageRequest:
     received_at: datetime | None = None
     ticket_id: str | None = None
     prior_tickets: int = 0
+    explain: str = "fast"  # "fast": the model's own word weights; "occlusion": slower, any model
 
 
 def prepare(text: object, max_chars: int) -> str:
@@ -94,8 +97,9 @@ class Triager:
         received_at: datetime | None = None,
         ticket_id: str | None = None,
         prior_tickets: int = 0,
+        explain: str = "fast",
     ) -> TriageResult:
-        return self.triage_batch([TriageRequest(text, channel, received_at, ticket_id, prior_tickets)])[0]
+        return self.triage_batch([TriageRequest(text, channel, received_at, ticket_id, prior_tickets, explain)])[0]
 
     def triage_batch(self, requests: Sequence[TriageRequest]) -> list[TriageResult]:
         """Validate every item first (one bad item fails the batch), then one model call."""
@@ -103,6 +107,8 @@ class Triager:
         for i, r in enumerate(requests):
             if r.channel not in CHANNELS:
                 raise TriageError(f"item {i}: unknown channel {r.channel!r}")
+            if r.explain not in EXPLAIN:
+                raise TriageError(f"item {i}: explain must be one of {', '.join(EXPLAIN)}")
             try:
                 masked.append(self.prepare(r.text))
             except TriageError as exc:
@@ -186,15 +192,20 @@ class Triager:
             route=case_route,
             sla=deadlines,
             ack=Ack(request.channel, ack_text),
-            evidence=tuple(self._evidence(masked, category.label, issue.label, signals)),
+            evidence=tuple(self._evidence(masked, category.label, issue.label, signals, request.explain)),
             model=self.model_info,
             received_at=received.astimezone(config.deployment.timezone).isoformat(),
         )
 
-    def _evidence(self, masked: str, category: str, issue: str, signals: Sequence[Signal]) -> list[str]:
-        words = self.classifier.evidence(
-            fit_to_budget(masked, self.model_max_chars), {"category": category, "issue": issue}, k=5
-        )
+    def _evidence(
+        self, masked: str, category: str, issue: str, signals: Sequence[Signal], explain: str = "fast"
+    ) -> list[str]:
+        text = fit_to_budget(masked, self.model_max_chars)
+        predicted = {"category": category, "issue": issue}
+        if explain == "occlusion":
+            words = occlusion(self.classifier, text, predicted, k=5)
+        else:
+            words = self.classifier.evidence(text, predicted, k=5)
         out: list[str] = []
         for w in words + [s.text for s in signals if s.type in _EVIDENCE_SIGNALS and s.start is not None]:
             if w not in out:

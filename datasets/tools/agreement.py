@@ -31,7 +31,9 @@ def sample(fraction: float = 0.1, seed: int = 2026) -> int:
     OUT.mkdir(exist_ok=True)
     with (OUT / "sample.jsonl").open("w", encoding="utf-8") as f:
         for r in chosen:
-            item = {"id": r["id"]} | ({"conversation": r["conversation"]} if "conversation" in r else {"text": r["text"]})
+            item = {"id": r["id"]} | (
+                {"conversation": r["conversation"]} if "conversation" in r else {"text": r["text"]}
+            )
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
     return len(chosen)
 
@@ -46,7 +48,11 @@ def kappa(a: list[str], b: list[str]) -> float:
 
 def report() -> dict[str, object]:
     first = {str(r["id"]): r for r in records()}
-    second = [json.loads(line) for line in (OUT / "second_pass.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    second = [
+        json.loads(line)
+        for line in (OUT / "second_pass.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     out: dict[str, object] = {"n": len(second)}
     disagreements: dict[str, Counter[tuple[str, str]]] = {}
     for head in HEADS:

@@ -82,3 +82,13 @@ def test_batch_equals_single(tiny_triager: Triager) -> None:
     batch = tiny_triager.triage_batch([TriageRequest(t, received_at=RECEIVED) for t in texts])
     for t, b in zip(texts, batch, strict=True):
         assert tiny_triager.triage(t, received_at=RECEIVED).to_dict() == b.to_dict()
+
+
+def test_occlusion_evidence_names_words_that_matter(tiny_triager: Triager) -> None:
+    text = "信用卡年费说好免的结果又扣了"
+    fast = tiny_triager.triage(text, explain="fast")
+    fine = tiny_triager.triage(text, explain="occlusion")
+    assert fine.evidence and all(w in text for w in fine.evidence)
+    assert (fine.category.label, fine.issue.label) == (fast.category.label, fast.issue.label)
+    with pytest.raises(TriageError, match="explain"):
+        tiny_triager.triage(text, explain="magic")
