@@ -54,9 +54,12 @@ def model_card(
                 f"| {head} | {h['macro_f1']:.3f} | {h['macro_f1_ci95'][0]:.3f}-{h['macro_f1_ci95'][1]:.3f} | "
                 f"{TARGETS[head]:.2f} | {h['ece']:.3f} | {h['abstain_rate']:.1%} |"
             )
-        lines += ["", f"P1 recall (final urgency, rules applied): {report['p1_recall']:.3f} (target 0.95).",
-                  "Against the TF-IDF baseline trained on the same split, with paired bootstrap intervals:",
-                  "`python -m bench.quality` (report in bench/reports/quality.md)."]
+        lines += [
+            "",
+            f"P1 recall (final urgency, rules applied): {report['p1_recall']:.3f} (target 0.95).",
+            "Against the TF-IDF baseline trained on the same split, with paired bootstrap intervals:",
+            "`python -m bench.quality` (report in bench/reports/quality.md).",
+        ]
         misses = [
             f"{h} misses its target by {TARGETS[h] - v['macro_f1']:.3f}"
             for h, v in report["heads"].items()

@@ -172,8 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?", help="the complaint text")
     p.add_argument("--channel", choices=CHANNELS, default="sms", help="reply channel of the draft")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
-    p.add_argument("--explain", choices=("fast", "occlusion"), default="fast",
-                   help="evidence method: the model's word weights (fast) or word occlusion (slower, finer)")
+    p.add_argument(
+        "--explain",
+        choices=("fast", "occlusion"),
+        default="fast",
+        help="evidence method: the model's word weights (fast) or word occlusion (slower, finer)",
+    )
     p.add_argument("--input", help="JSONL file of {id, text} lines")
     p.add_argument("--output", help="JSONL file for the results (default: standard output)")
     p.set_defaults(func=cmd_classify)
