@@ -7,15 +7,14 @@ half-built bundle is never served.
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from training.baseline import BaselineOptions, save_bundle, train_baseline
 from training.data import DATASETS, by_split, load_examples
-from training.evaluate import evaluate
+from training.evaluate import evaluate, summary
+from training.staging import staged
 from triage.config import TriageConfig
 from triage.pipeline import Triager
 from triage.settings import Settings
@@ -35,20 +34,9 @@ def build_baseline_bundle(
     model, report = train_baseline(train, dev, config, options)
     metrics: dict[str, object] = {"dev": report, "train_size": len(train), "dev_size": len(dev)}
     if test:
-        result = evaluate(Triager(config, model), test, rounds=200)
-        metrics["test"] = {
-            h: {"macro_f1": v["macro_f1"], "macro_f1_ci95": v["macro_f1_ci95"], "ece": v["ece"]}
-            for h, v in result["heads"].items()
-        } | {"p1_recall": result["p1_recall"], "n": result["n"]}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=out_dir.parent))
-    try:
+        metrics["test"] = summary(evaluate(Triager(config, model), test, rounds=200))
+    with staged(out_dir) as tmp:
         save_bundle(model, tmp, metrics)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log(f"bundle written to {out_dir}")
     return metrics
 

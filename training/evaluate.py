@@ -115,3 +115,17 @@ def write_report(report: dict[str, Any], out_dir: Path, title: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     (out_dir / "report.md").write_text(markdown(report, title), encoding="utf-8")
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of a report, as bundles keep them in their manifest."""
+    heads = {
+        h: {
+            "macro_f1": v["macro_f1"],
+            "macro_f1_ci95": v["macro_f1_ci95"],
+            "ece": v["ece"],
+            "abstain_rate": v["abstain_rate"],
+        }
+        for h, v in report["heads"].items()
+    }
+    return heads | {"p1_recall": report["p1_recall"], "n": report["n"]}

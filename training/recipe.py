@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -23,10 +22,11 @@ from training import plots
 from training.baseline import train_baseline
 from training.calibration import ece, fit_temperature, review_threshold
 from training.data import Example, by_split, load_examples
-from training.evaluate import evaluate, markdown
+from training.evaluate import evaluate, markdown, summary
 from training.export import export_fp32, quantize_int8
 from training.finetune import FinetuneOptions, chars_for, finetune
 from training.model_card import model_card
+from training.staging import staged
 from triage import HEADS
 from triage.baseline import softmax
 from triage.bundle import Manifest, load_bundle, write_manifest
@@ -82,9 +82,7 @@ def build_encoder_bundle(
     log(f"recipe {recipe}: {len(train)} train, {len(dev)} dev, {len(test)} test cases")
     labels = {h: list(config.label_ids(h)) for h in HEADS}
     tfidf = train_baseline(train, dev, config)[0] if ensemble else None
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=out_dir.parent))
-    try:
+    with staged(out_dir) as tmp:
         model, _, train_report = finetune(train, dev, config, options, tmp / "training.log", log)
         export_fp32(model, tmp / "model.fp32.onnx")
         quantize_int8(tmp / "model.fp32.onnx", tmp / "model.int8.onnx")
@@ -162,29 +160,12 @@ def build_encoder_bundle(
             )
             (tmp / "reports" / "test.md").write_text(markdown(report, f"{name} on the test split"), encoding="utf-8")
         build_seconds = time.monotonic() - started
-        manifest.metrics["test"] = _summary(report) if report else {}
+        manifest.metrics["test"] = summary(report) if report else {}
         manifest.metrics["build_seconds"] = round(build_seconds, 1)
         write_manifest(tmp, manifest)
         (tmp / "MODEL_CARD.md").write_text(
             model_card(manifest, report, calibration, train_report, len(train), len(dev), len(test), build_seconds),
             encoding="utf-8",
         )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log(f"bundle {name} written to {out_dir} in {build_seconds / 60:.1f} min")
     return {"test": manifest.metrics["test"], "build_seconds": build_seconds}
-
-
-def _summary(report: dict[str, Any]) -> dict[str, Any]:
-    return {
-        h: {
-            "macro_f1": v["macro_f1"],
-            "macro_f1_ci95": v["macro_f1_ci95"],
-            "ece": v["ece"],
-            "abstain_rate": v["abstain_rate"],
-        }
-        for h, v in report["heads"].items()
-    } | {"p1_recall": report["p1_recall"], "n": report["n"]}
