@@ -32,7 +32,7 @@ def pipeline_figures(triager: Triager, runs: int) -> dict[str, Any]:
     single = timings(lambda: triager.triage(TEXT), runs)
     texts = [TEXT[i % 40 :] + f"（第{i}次）" for i in range(BATCH)]
     requests = [TriageRequest(t) for t in texts]
-    batch = timings(lambda: triager.triage_batch(requests), max(10, runs // 20), warmup=2)
+    batch = timings(lambda: triager.triage_batch(requests), max(10, runs // 10), warmup=3)
     model_only = timings(lambda: triager.classifier.predict([TEXT]), runs)
     return {
         "single": single,

@@ -98,8 +98,13 @@ class LinearHead:
     coef: NDArray[np.float32]  # (n_labels, n_features)
     intercept: NDArray[np.float32]  # (n_labels,)
 
+    def __post_init__(self) -> None:
+        # A sparse row times a transposed view copies the whole matrix on every
+        # call (milliseconds); a contiguous (n_features, n_labels) copy does not.
+        self._coef_t = np.ascontiguousarray(self.coef.T)
+
     def logits(self, x: sparse.csr_matrix) -> NDArray[np.float64]:
-        return np.asarray(x @ self.coef.T + self.intercept, dtype=np.float64)
+        return np.asarray(x @ self._coef_t + self.intercept, dtype=np.float64)
 
 
 class TfidfClassifier:
