@@ -30,8 +30,9 @@ def case_text(row: dict[str, object]) -> str:
     """A complaint's text, or a conversation's customer turns joined as one case."""
     if "conversation" in row:
         turns = row["conversation"]
-        assert isinstance(turns, list)
-        return "\n".join(str(t["text"]) for t in turns if t.get("role") == "customer")
+        if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+            raise TriageError(f"{row.get('id')}: conversation must be a list of turns")
+        return "\n".join(str(t.get("text", "")) for t in turns if t.get("role") == "customer")
     return str(row.get("text", ""))
 
 

@@ -44,6 +44,13 @@ class MultiTaskModel(nn.Module):
         assert isinstance(layers, nn.ModuleList)
         return layers
 
+    def truncate(self, n_layers: int) -> None:
+        """Keep only the first `n_layers` encoder layers: a shallower, faster model."""
+        if not 0 < n_layers <= len(self.layers):
+            raise ValueError(f"keep_layers must be within 1..{len(self.layers)}")
+        del self.layers[n_layers:]
+        self.encoder.config.num_hidden_layers = n_layers
+
     def freeze(self, n_layers: int) -> None:
         """Freeze the embeddings and the first `n_layers` encoder layers (0 freezes nothing)."""
         for p in self.encoder.parameters():

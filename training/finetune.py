@@ -34,6 +34,7 @@ class FinetuneOptions:
     base_model: Path | None = field(default=None, metadata={"help": "local Hugging Face checkpoint directory"})
     max_length: int = field(default=128, metadata={"help": "tokens per text; longer texts keep head and tail"})
     freeze_layers: int = field(default=10, metadata={"help": "encoder layers frozen (and cached); 0 trains all"})
+    keep_layers: int = field(default=0, metadata={"help": "use only the first N encoder layers (0: all); fewer is faster"})
     epochs: int = field(default=5, metadata={"help": "maximum epochs"})
     patience: int = field(default=2, metadata={"help": "epochs without dev improvement before stopping"})
     batch_size: int = field(default=32, metadata={"help": "texts per step"})
@@ -120,6 +121,8 @@ def finetune(
     labels = {h: list(config.label_ids(h)) for h in HEADS}
     tokenizer = EncoderTokenizer.from_dir(options.base_model)
     model = MultiTaskModel(load_encoder(options.base_model), {h: len(v) for h, v in labels.items()})
+    if options.keep_layers:
+        model.truncate(options.keep_layers)
     freeze = min(options.freeze_layers, len(model.layers))
     model.freeze(freeze)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from triage.config import CHANNELS, load_config
 from triage.errors import ConfigError, TriageError
-from triage.pipeline import Triager
+from triage.pipeline import Triager, TriageRequest
 from triage.runtime import load_triager
 from triage.settings import Settings
 
@@ -45,28 +45,62 @@ def cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+BATCH = 32
+
+
+def _parse_line(n: int, line: str) -> tuple[dict[str, object] | None, dict[str, object] | None]:
+    """(item, None) for a usable line, or (None, error row) for a bad one."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, {"id": None, "error": {"code": "invalid_json", "message": f"line {n}: {exc}"}}
+    if not isinstance(item, dict):
+        return None, {"id": None, "error": {"code": "validation_error", "message": f"line {n}: expected an object"}}
+    return item, None
+
+
+def _triage_rows(triager: Triager, items: list[tuple[int, dict[str, object]]], channel: str) -> list[dict[str, object]]:
+    """One model call for the chunk; item by item only when one of them is bad."""
+
+    def request(item: dict[str, object]) -> TriageRequest:
+        return TriageRequest(item.get("text"), str(item.get("channel", channel)))  # type: ignore[arg-type]
+
+    try:
+        results = triager.triage_batch([request(item) for _, item in items])
+        return [{"id": item.get("id"), **r.to_dict()} for (_, item), r in zip(items, results, strict=True)]
+    except TriageError:
+        rows = []
+        for n, item in items:
+            try:
+                rows.append({"id": item.get("id"), **triager.triage_batch([request(item)])[0].to_dict()})
+            except TriageError as exc:
+                rows.append({"id": item.get("id"), "error": {"code": exc.code, "message": f"line {n}: {exc}"}})
+        return rows
+
+
 def _classify_file(triager: Triager, path: Path, output: Path | None, channel: str) -> int:
     from tqdm import tqdm
 
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     failures = 0
     try:
-        for n, line in enumerate(tqdm(lines, desc="classify", unit="text", file=sys.stderr), 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                row = {
-                    "id": item.get("id"),
-                    **triager.triage(item.get("text"), channel=item.get("channel", channel)).to_dict(),
-                }
-            except (json.JSONDecodeError, TriageError, AttributeError) as exc:
-                failures += 1
-                code = exc.code if isinstance(exc, TriageError) else "invalid_json"
-                ident = item.get("id") if "item" in locals() and isinstance(item, dict) else None
-                row = {"id": ident, "error": {"code": code, "message": f"line {n}: {exc}"}}
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with tqdm(total=len(lines), desc="classify", unit="text", file=sys.stderr) as bar:
+            for start in range(0, len(lines), BATCH):
+                chunk = lines[start : start + BATCH]
+                rows: list[dict[str, object] | None] = []
+                usable: list[tuple[int, dict[str, object]]] = []
+                for n, line in chunk:
+                    item, error = _parse_line(n, line)
+                    rows.append(error)
+                    if item is not None:
+                        usable.append((n, item))
+                done = iter(_triage_rows(triager, usable, channel) if usable else [])
+                for row in rows:
+                    row = row if row is not None else next(done)
+                    failures += "error" in row
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                bar.update(len(chunk))
     finally:
         if output:
             out.close()
@@ -115,6 +149,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             for k, v in (
                 ("epochs", args.epochs),
                 ("freeze_layers", args.freeze_layers),
+                ("keep_layers", args.keep_layers),
                 ("max_length", args.max_length),
             )
             if v is not None
@@ -210,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the recipe's maximum epochs")
     p.add_argument("--freeze-layers", type=int, help="override the recipe's frozen layers")
     p.add_argument("--max-length", type=int, help="override the recipe's tokens per text")
+    p.add_argument("--keep-layers", type=int, help="use only the first N encoder layers (faster serving)")
     p.add_argument("--no-tfidf", action="store_true", help="do not combine the encoder with the TF-IDF model")
     p.set_defaults(func=cmd_train)
 

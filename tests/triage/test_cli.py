@@ -42,13 +42,15 @@ def test_classify_batch_keeps_ids_and_order(tiny_bundle: Path, tmp_path: Path) -
 def test_classify_batch_reports_bad_lines_and_goes_on(tiny_bundle: Path, tmp_path: Path) -> None:
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text(
-        '{"id": "a", "text": "年费"}\n{broken\n{"id": "c", "text": ""}\n{"id": "d", "text": "挂失"}\n', encoding="utf-8"
+        '{"id": "a", "text": "年费"}\n{broken\n{"id": "c", "text": ""}\n{"id": "d", "text": "挂失"}\n[1]\n',
+        encoding="utf-8",
     )
     r = run(["classify", "--input", str(src), "--output", str(out)], tiny_bundle)
     assert r.returncode == 1
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [row.get("error", {}).get("code") for row in rows] == [None, "invalid_json", "empty_text", None]
-    assert rows[2]["id"] == "c" and rows[3]["id"] == "d"
+    codes = [row.get("error", {}).get("code") for row in rows]
+    assert codes == [None, "invalid_json", "empty_text", None, "validation_error"]
+    assert [row["id"] for row in rows] == ["a", None, "c", "d", None]  # a broken line has no id
 
 
 def test_missing_bundle_says_what_to_do(tmp_path: Path) -> None:
