@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from triage import HEADS
 from triage.ack import format_yuan, tone_for
+from triage.config import CHANNELS
 from triage.deadlines import mentioned_dates
 from triage.errors import EmptyTextError, TriageError
 from triage.pipeline import Triager, TriageRequest
@@ -81,14 +83,21 @@ def handoff(
     customer = [(i, t) for i, t in enumerate(conversation) if t.role == "customer" and t.text.strip()]
     if not customer:
         raise EmptyTextError("the conversation has no customer text")
+    if channel not in CHANNELS:
+        raise TriageError(f"unknown channel {channel!r}")
+    # Each turn is validated and masked on its own: the text limit applies per turn,
+    # so a long conversation of acceptable turns is not refused as a whole.
     masked_turns = [(i, triager.prepare(t.text)) for i, t in customer]
     case_text = "\n".join(m for _, m in masked_turns)
     if received_at is None:
         received_at = next((t.time for t in reversed(conversation) if t.time is not None), None)
-    result = triager.triage_batch([TriageRequest(case_text, channel, received_at, ticket_id, prior_tickets)])[0]
+    # One model call: the case first, then every customer turn for the sentiment trajectory.
+    probs = triager.predict_masked([case_text] + [m for _, m in masked_turns])
+    request = TriageRequest(case_text, channel, received_at, ticket_id, prior_tickets)
+    result = triager.assemble(request, case_text, {h: probs[h][0] for h in HEADS})
 
     sentiment_labels = list(triager.classifier.labels["sentiment"])
-    per_turn = triager.predict_masked([m for _, m in masked_turns])["sentiment"]
+    per_turn = probs["sentiment"][1:]
     trajectory = tuple(
         (i, sentiment_labels[int(np.argmax(p))]) for (i, _), p in zip(masked_turns, per_turn, strict=True)
     )

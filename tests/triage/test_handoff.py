@@ -70,3 +70,21 @@ def test_bad_conversations_are_refused(fake_triager: Callable[..., Triager]) -> 
         handoff(triager, [Turn("bot", "您好")])
     with pytest.raises(TriageError, match="role"):
         handoff(triager, [Turn("robot", "您好")])
+
+
+def test_a_long_conversation_of_acceptable_turns_is_triaged(fake_triager: Callable[..., Triager]) -> None:
+    turn = "我的贷款每个月都被多扣了利息，" * 100  # 1,500 characters, under the per-text limit
+    conv = [
+        Turn("customer", turn),
+        Turn("bot", "请稍候"),
+        Turn("customer", turn),
+        Turn("customer", turn),
+        Turn("customer", turn),
+    ]
+    result, note = handoff(fake_triager(), conv)
+    assert len(result.text_masked) > 5000 and len(note.sentiment_trajectory) == 4
+
+
+def test_unknown_channel_is_refused(fake_triager: Callable[..., Triager]) -> None:
+    with pytest.raises(TriageError, match="channel"):
+        handoff(fake_triager(), CONVERSATION, channel="fax")
