@@ -176,3 +176,16 @@ def test_train_cli_accepts_any_local_base_model(tiny_base: Path, tmp_path: Path)
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert read_manifest(out).kind == "encoder"
+
+
+def test_truncate_keeps_the_first_layers(tiny_base: Path) -> None:
+    model = MultiTaskModel(load_encoder(tiny_base), {"category": 8, "issue": 10, "urgency": 4, "sentiment": 4}).eval()
+    first = model.layers[0]
+    model.truncate(1)
+    assert len(model.layers) == 1 and model.layers[0] is first
+    assert model.encoder.config.num_hidden_layers == 1
+    ids = torch.randint(5, 50, (2, 9))
+    with torch.no_grad():
+        assert model(ids, torch.ones_like(ids))[0].shape == (2, 8)
+    with pytest.raises(ValueError, match="keep_layers"):
+        model.truncate(3)
