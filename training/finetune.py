@@ -34,7 +34,9 @@ class FinetuneOptions:
     base_model: Path | None = field(default=None, metadata={"help": "local Hugging Face checkpoint directory"})
     max_length: int = field(default=128, metadata={"help": "tokens per text; longer texts keep head and tail"})
     freeze_layers: int = field(default=10, metadata={"help": "encoder layers frozen (and cached); 0 trains all"})
-    keep_layers: int = field(default=0, metadata={"help": "use only the first N encoder layers (0: all); fewer is faster"})
+    keep_layers: int = field(
+        default=0, metadata={"help": "use only the first N encoder layers (0: all); fewer is faster"}
+    )
     epochs: int = field(default=5, metadata={"help": "maximum epochs"})
     patience: int = field(default=2, metadata={"help": "epochs without dev improvement before stopping"})
     batch_size: int = field(default=32, metadata={"help": "texts per step"})
