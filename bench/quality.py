@@ -21,7 +21,7 @@ from training.data import by_split, load_examples
 from training.evaluate import evaluate
 from triage import HEADS
 from triage.bundle import load_bundle
-from triage.config import load_config
+from triage.config import TriageConfig, load_config
 from triage.pipeline import Triager
 from triage.settings import Settings
 
@@ -54,21 +54,18 @@ def paired_difference(
     return out
 
 
-def int8_parity(bundle: Path, texts: list[str]) -> dict[str, dict[str, float]]:
-    """How far the int8 graph moves the bundle's probabilities from fp32, on the given texts."""
+def int8_parity(bundle: Path, config: TriageConfig, texts: list[str]) -> dict[str, dict[str, float]]:
+    """How far the int8 graph moves the bundle's probabilities from fp32, on the given texts as served."""
     import os
 
     from triage.bundle import read_manifest
-    from triage.text import fit_to_budget
 
     if "fp32" not in read_manifest(bundle).extra.get("onnx", {}):
         return {}
     probs = {}
     for precision in ("int8", "fp32"):
         os.environ["TRIAGE_ONNX_PRECISION"] = precision
-        model = load_bundle(bundle)
-        budget = int(getattr(model, "max_chars", 400))
-        probs[precision] = model.predict([fit_to_budget(t, budget) for t in texts])
+        probs[precision] = Triager(config, load_bundle(bundle)).predict_masked(texts)
     os.environ.pop("TRIAGE_ONNX_PRECISION", None)
     out = {}
     for head in HEADS:
@@ -96,7 +93,7 @@ def main() -> None:
         "tfidf": evaluate(Triager(config, tfidf), test, keep_raw=True),
     }
     diff = paired_difference(reports["served"], reports["tfidf"])
-    parity = int8_parity(args.bundle, [e.text for e in test])
+    parity = int8_parity(args.bundle, config, [e.text for e in test])
     for r in reports.values():
         r.pop("_raw")
     data = {

@@ -23,6 +23,7 @@ from training.data import Example
 from training.encoder import MultiTaskModel, load_encoder
 from triage import HEADS
 from triage.config import TriageConfig
+from triage.onnx_model import chars_for
 from triage.text import fit_to_budget
 from triage.tokenizer import EncoderTokenizer
 
@@ -54,11 +55,6 @@ RECIPES: dict[str, FinetuneOptions] = {
     # For a GPU machine: everything trained, longer texts, more epochs.
     "full": FinetuneOptions(max_length=256, freeze_layers=0, epochs=6, patience=2, lr=5e-5, head_lr=1e-3),
 }
-
-
-def chars_for(max_length: int) -> int:
-    """Character budget for the long-text policy: a little over one token per character."""
-    return int(max_length * 1.5)
 
 
 @dataclass

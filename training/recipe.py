@@ -24,14 +24,14 @@ from training.calibration import ece, fit_temperature, review_threshold
 from training.data import Example, by_split, load_examples
 from training.evaluate import evaluate, markdown, summary
 from training.export import export_fp32, quantize_int8
-from training.finetune import FinetuneOptions, chars_for, finetune
+from training.finetune import FinetuneOptions, finetune
 from training.model_card import model_card
 from training.staging import staged
 from triage import HEADS
 from triage.baseline import softmax
 from triage.bundle import Manifest, load_bundle, write_manifest
 from triage.config import TriageConfig
-from triage.onnx_model import EncoderClassifier, combine, session
+from triage.onnx_model import EncoderClassifier, chars_for, combine, session
 from triage.pipeline import Triager
 from triage.text import fit_to_budget
 from triage.tokenizer import EncoderTokenizer

@@ -26,6 +26,14 @@ from triage.tokenizer import EncoderTokenizer
 BATCH = 32
 
 
+def chars_for(max_length: int) -> int:
+    """Characters a token budget holds, for the long-text policy: a little over one token per character.
+
+    Training truncates with it and serving declares it as `max_chars`, so both cut texts alike.
+    """
+    return int(max_length * 1.5)
+
+
 def log_softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
     z = z - z.max(axis=1, keepdims=True)
     return np.asarray(z - np.log(np.exp(z).sum(axis=1, keepdims=True)), dtype=np.float64)
@@ -66,7 +74,7 @@ class EncoderClassifier:
         self.tokenizer = tokenizer
         self.labels = labels
         self.max_length = max_length
-        self.max_chars = int(max_length * 1.5)
+        self.max_chars = chars_for(max_length)
         self.temperatures = temperatures
         self.thresholds = thresholds
         self.name = name
