@@ -1,25 +1,22 @@
-"""API keys with roles (SPEC section 8). Keys are kept only as SHA-256 hashes.
+"""Who is calling: API keys with roles (SPEC section 8).
 
-Sources: TRIAGE_API_KEYS ("key1:admin,key2:intake") for development and
-tests, and the key file in the data directory. With neither, the first start
-creates an admin key, prints it once and stores only its hash.
+Keys come from the store (`triage keys create`, kept as SHA-256 hashes) and,
+for development and tests, from TRIAGE_API_KEYS ("key1:admin,key2:intake").
+A key created while the service runs is seen on its first use: an unknown
+key makes the ring re-read the store, at most once per REFRESH_S.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
-import os
-import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-ROLES = ("intake", "agent", "admin")
+from serving.store.keys import ROLES, key_hash
 
-
-def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+REFRESH_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -31,55 +28,40 @@ class Principal:
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
-class KeyRing:
-    def __init__(self, hashed: dict[str, str]) -> None:
-        self._hashed = hashed  # hash -> role
+def parse_env_keys(spec: str) -> dict[str, str]:
+    hashed = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, _, role = part.rpartition(":")
+        if not key or role not in ROLES:
+            raise ValueError(f"TRIAGE_API_KEYS entry {part[:4]}...: use KEY:ROLE with role {'|'.join(ROLES)}")
+        hashed[key_hash(key)] = role
+    return hashed
 
-    def merged(self, hashed: dict[str, str]) -> KeyRing:
-        return KeyRing(self._hashed | hashed)
+
+class KeyRing:
+    def __init__(self, fixed: dict[str, str], load: Callable[[], dict[str, str]] | None = None) -> None:
+        self._fixed = fixed  # hash -> role, from the environment
+        self._load = load
+        self._stored: dict[str, str] = load() if load else {}
+        self._loaded_at = time.monotonic()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._hashed)
+        return len(self._fixed) + len(self._stored)
+
+    def _find(self, digest: str) -> str | None:
+        for known, role in (self._fixed | self._stored).items():
+            if hmac.compare_digest(known, digest):
+                return role
+        return None
 
     def check(self, key: str) -> Principal | None:
         digest = key_hash(key)
-        for known, role in self._hashed.items():
-            if hmac.compare_digest(known, digest):
-                return Principal(known[:12], role)
-        return None
-
-    @classmethod
-    def from_env(cls, spec: str) -> KeyRing:
-        hashed = {}
-        for part in filter(None, (p.strip() for p in spec.split(","))):
-            key, _, role = part.rpartition(":")
-            if not key or role not in ROLES:
-                raise ValueError(f"TRIAGE_API_KEYS entry {part[:4]}...: use KEY:ROLE with role {'|'.join(ROLES)}")
-            hashed[key_hash(key)] = role
-        return cls(hashed)
-
-
-def key_file(data_dir: Path) -> Path:
-    return data_dir / "api_keys.json"
-
-
-def load_file(data_dir: Path) -> dict[str, str]:
-    path = key_file(data_dir)
-    if not path.is_file():
-        return {}
-    return dict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def create_key(data_dir: Path, role: str) -> str:
-    """A new random key of `role`; only its hash is written."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    key = "tk_" + secrets.token_urlsafe(24)
-    stored = load_file(data_dir) | {key_hash(key): role}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = key_file(data_dir)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-    return key
+        role = self._find(digest)
+        if role is None and self._load is not None:
+            with self._lock:
+                if time.monotonic() - self._loaded_at >= REFRESH_S:
+                    self._stored = self._load()
+                    self._loaded_at = time.monotonic()
+            role = self._find(digest)
+        return None if role is None else Principal(digest[:12], role)

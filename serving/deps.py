@@ -9,6 +9,9 @@ from fastapi import Depends, Request
 
 from serving.auth import KeyRing, Principal
 from serving.errors import ApiError
+from serving.service import Intake
+from serving.store.tickets import TicketStore
+from triage.config import TriageConfig
 from triage.pipeline import Triager
 
 
@@ -17,6 +20,20 @@ def get_triager(request: Request) -> Triager:
     if triager is None:
         raise ApiError("not_ready", "the model is not loaded yet")
     return triager
+
+
+def get_config(triager: Annotated[Triager, Depends(get_triager)]) -> TriageConfig:
+    return triager.config
+
+
+def get_store(request: Request) -> TicketStore:
+    store: TicketStore = request.app.state.store
+    return store
+
+
+def get_intake(request: Request, _: Annotated[Triager, Depends(get_triager)]) -> Intake:
+    intake: Intake = request.app.state.intake
+    return intake
 
 
 def _principal(request: Request) -> Principal:
@@ -30,6 +47,7 @@ def _principal(request: Request) -> Principal:
     principal = keys.check(key.strip())
     if principal is None:
         raise ApiError("unauthorized", "unknown API key")
+    request.state.principal = principal
     return principal
 
 
@@ -43,6 +61,9 @@ def require(role: str) -> Callable[[Principal], Principal]:
 
 
 TriagerDep = Annotated[Triager, Depends(get_triager)]
+ConfigDep = Annotated[TriageConfig, Depends(get_config)]
+StoreDep = Annotated[TicketStore, Depends(get_store)]
+IntakeServiceDep = Annotated[Intake, Depends(get_intake)]
 IntakeDep = Annotated[Principal, Depends(require("intake"))]
 AgentDep = Annotated[Principal, Depends(require("agent"))]
 AdminDep = Annotated[Principal, Depends(require("admin"))]

@@ -11,7 +11,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving.app import create_app
-from serving.auth import KeyRing, create_key, load_file
+from serving.auth import parse_env_keys
+from serving.store import open_store
+from serving.store.keys import create_key, stored_keys
+from triage.config import load_config
 from triage.runtime import load_triager
 from triage.settings import Settings
 
@@ -51,8 +54,11 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         print("triage: TRIAGE_AUTH=off is refused on a non-loopback address", file=sys.stderr)
         return 2
     load_triager(settings)  # fail fast, before any worker starts, on a missing or inconsistent bundle
-    if settings.auth and not len(KeyRing.from_env(settings.api_keys)) and not load_file(settings.data_dir):
-        key = create_key(settings.data_dir, "admin")
+    # Migrations run once here, before the workers start (they find the schema up to date).
+    store = open_store(settings, load_config(settings.config_dir).deployment.timezone)
+    if settings.auth and not parse_env_keys(settings.api_keys) and not stored_keys(store.engine):
+        key = create_key(store.engine, "admin", label="first start")
         print(f"Created the first admin API key (shown once, stored hashed):\n  {key}", flush=True)
+    store.engine.dispose()
     uvicorn.run("serving.run:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
     return 0

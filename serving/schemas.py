@@ -98,3 +98,154 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[TriageIn] = Field(min_length=1, description="at most the configured batch size (256 by default)")
+
+
+class BatchOut(BaseModel):
+    results: list[TriageOut]
+
+
+Role = Literal["customer", "bot", "agent"]
+
+
+class TurnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    text: StrictStr
+    time: datetime | None = None
+
+
+class HandoffIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "conversation": [
+                        {"role": "customer", "text": "我的信用卡被盗刷了两万元"},
+                        {"role": "bot", "text": "请问您是否已冻结卡片？"},
+                        {"role": "customer", "text": "冻结了，还在扣款！转人工！"},
+                    ],
+                    "channel": "chat",
+                }
+            ]
+        },
+    )
+
+    conversation: list[TurnIn] = Field(min_length=1, max_length=200)
+    channel: Channel = "chat"
+    source: Source | None = "chatbot"
+    customer_id: StrictStr | None = Field(None, max_length=128)
+    received_at: datetime | None = None
+    idempotency_key: StrictStr | None = Field(None, max_length=128)
+
+
+class SentimentPoint(BaseModel):
+    turn: int
+    label: str
+
+
+class HandoffNoteOut(BaseModel):
+    summary: str
+    first_sentence: str
+    sentiment_trajectory: list[SentimentPoint]
+    trend: str
+    signals: list[SignalOut]
+
+
+class HandoffOut(TriageOut):
+    handoff: HandoffNoteOut
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"ticket_id": "TS20261123-000042", "urgency": "P1", "note": "客户称仍在扣款"}]},
+    )
+
+    ticket_id: StrictStr = Field(max_length=32)
+    category: StrictStr | None = None
+    issue: StrictStr | None = None
+    urgency: StrictStr | None = None
+    sentiment: StrictStr | None = None
+    note: StrictStr | None = Field(None, max_length=2000)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    ticket_id: str
+    labels: dict[str, str]
+    note: str | None
+    author: str
+    created_at: datetime
+
+
+Status = Literal["new", "in_progress", "replied", "resolved"]
+SlaState = Literal["on_track", "due_soon", "breached", "met", "late"]
+
+
+class TicketSlaOut(BaseModel):
+    first_response_by: datetime
+    resolve_by: datetime
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    first_response: SlaState
+    resolution: SlaState
+
+
+class TicketOut(BaseModel):
+    ticket_id: str
+    status: Status
+    status_name: str
+    assignee: str | None
+    customer_id: str | None
+    source: str | None
+    channel: str
+    category: str
+    issue: str
+    urgency: str
+    sentiment: str
+    department: str
+    queue: str
+    needs_review: bool
+    received_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    reopened: int
+    sla: TicketSlaOut
+    text_masked: str
+    result: HandoffOut | TriageOut  # a handoff ticket keeps its note
+    feedback: list[FeedbackOut] | None = None
+
+
+class TicketPage(BaseModel):
+    items: list[TicketOut]
+    next_cursor: str | None
+
+
+class TicketPatch(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"status": "in_progress", "assignee": "张三"}]}
+    )
+
+    status: Status | None = None
+    assignee: StrictStr | None = Field(None, min_length=1, max_length=64)
+
+
+class AuditOut(BaseModel):
+    actor: str
+    action: str
+    at: datetime
+    detail: dict[str, object]
+
+
+class ReloadOut(BaseModel):
+    changed: bool
+    model: ModelOut
+    previous: ModelOut | None = None

@@ -7,7 +7,7 @@ model, the signals, the drafts and everything stored see masked text only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -165,20 +165,17 @@ class Triager:
         )
         deadlines = sla(config, final, received)
         amounts = tuple(float(s.value) for s in signals if s.type == "amount" and s.value is not None)
-        ack_text = draft(
-            config,
-            DraftInput(
-                channel=request.channel,
-                category=category.label,
-                issue=issue.label,
-                urgency=final,
-                sentiment=sentiment.label,
-                amounts=amounts,
-                fraud=issue.label == "funds_security" or "fraud_in_progress" in types,
-                ticket_id=request.ticket_id,
-                contact_by=deadlines.first_response_by,
-                received_at=received,
-            ),
+        ack_text = self._draft(
+            request.channel,
+            category.label,
+            issue.label,
+            final,
+            sentiment.label,
+            amounts,
+            types,
+            request.ticket_id,
+            deadlines.first_response_by,
+            received,
         )
         return TriageResult(
             ticket_id=request.ticket_id,
@@ -196,6 +193,42 @@ class Triager:
             model=self.model_info,
             received_at=received.astimezone(config.deployment.timezone).isoformat(),
         )
+
+    def _draft(
+        self,
+        channel: str,
+        category: str,
+        issue: str,
+        urgency: str,
+        sentiment: str,
+        amounts: tuple[float, ...],
+        signal_types: set[str],
+        ticket_id: str | None,
+        contact_by: datetime,
+        received: datetime,
+    ) -> str:
+        fraud = issue == "funds_security" or "fraud_in_progress" in signal_types
+        return draft(
+            self.config,
+            DraftInput(channel, category, issue, urgency, sentiment, amounts, fraud, ticket_id, contact_by, received),
+        )
+
+    def with_ticket(self, result: TriageResult, ticket_id: str) -> TriageResult:
+        """The result once the store has numbered it: the draft is written again with the number,
+        so its length checks hold for the real number (no model call)."""
+        text = self._draft(
+            result.ack.channel,
+            result.category.label,
+            result.issue.label,
+            result.urgency.label,
+            result.sentiment.label,
+            result.amounts_yuan,
+            {s.type for s in result.signals},
+            ticket_id,
+            result.sla.first_response_by,
+            datetime.fromisoformat(result.received_at),
+        )
+        return replace(result, ticket_id=ticket_id, ack=Ack(result.ack.channel, text))
 
     def _evidence(
         self, masked: str, category: str, issue: str, signals: Sequence[Signal], explain: str = "fast"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from serving.store.keys import key_hash
 from tests.serving.conftest import free_port
 
 
@@ -37,7 +38,8 @@ def test_serve_starts_and_answers(tiny_bundle: Path, tmp_path: Path) -> None:
             line = proc.stdout.readline()
         key = line.strip()
         assert key.startswith("tk_"), "no admin key printed"
-        assert key not in (tmp_path / "api_keys.json").read_text()  # only its hash is stored
+        stored = (tmp_path / "triage.db").read_bytes()
+        assert key.encode() not in stored and key_hash(key).encode() in stored  # only its hash is stored
         url = f"http://127.0.0.1:{port}"
         while time.monotonic() < deadline:
             try:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ticket store (applied by `triage serve` and `triage migrate`)."""
