@@ -9,14 +9,20 @@ from fastapi import Depends, Request
 
 from serving.auth import KeyRing, Principal
 from serving.errors import ApiError
+from serving.models import ModelHolder
 from serving.service import Intake
 from serving.store.tickets import TicketStore
 from triage.config import TriageConfig
 from triage.pipeline import Triager
 
 
-def get_triager(request: Request) -> Triager:
-    triager: Triager | None = request.app.state.triager
+def get_holder(request: Request) -> ModelHolder:
+    holder: ModelHolder = request.app.state.holder
+    return holder
+
+
+def get_triager(holder: Annotated[ModelHolder, Depends(get_holder)]) -> Triager:
+    triager = holder.current
     if triager is None:
         raise ApiError("not_ready", "the model is not loaded yet")
     return triager
@@ -60,6 +66,7 @@ def require(role: str) -> Callable[[Principal], Principal]:
     return check
 
 
+HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 TriagerDep = Annotated[Triager, Depends(get_triager)]
 ConfigDep = Annotated[TriageConfig, Depends(get_config)]
 StoreDep = Annotated[TicketStore, Depends(get_store)]

@@ -21,6 +21,7 @@ STATUS = {
     "not_found": 404,
     "method_not_allowed": 405,
     "invalid_transition": 409,
+    "reload_failed": 409,
     "text_too_long": 413,
     "batch_too_large": 413,
     "empty_text": 422,

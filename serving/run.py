@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from serving.app import create_app
 from serving.auth import parse_env_keys
+from serving.metrics import MULTIPROC_ENV, reset_multiprocess_dir
 from serving.store import open_store
 from serving.store.keys import create_key, stored_keys
 from triage.config import load_config
@@ -31,20 +31,8 @@ def is_loopback(host: str) -> bool:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for uvicorn workers: settings from the environment, model loaded at startup."""
-    settings = Settings.from_env()
-    app = create_app(settings)
-    base_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[None]:
-        a.state.triager = load_triager(settings)
-        log.info("model %s loaded", a.state.triager.model_info)
-        async with base_lifespan(a):
-            yield
-
-    app.router.lifespan_context = lifespan
-    return app
+    """Factory for uvicorn workers: settings from the environment; the model loads at startup."""
+    return create_app(Settings.from_env())
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
@@ -60,5 +48,10 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         key = create_key(store.engine, "admin", label="first start")
         print(f"Created the first admin API key (shown once, stored hashed):\n  {key}", flush=True)
     store.engine.dispose()
+    if workers > 1:
+        # Each worker writes its metrics to files here; a scrape of any worker merges them all.
+        directory = settings.data_dir / "metrics"
+        reset_multiprocess_dir(directory)
+        os.environ[MULTIPROC_ENV] = str(directory)
     uvicorn.run("serving.run:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
     return 0

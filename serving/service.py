@@ -28,6 +28,7 @@ class Intake:
     store: TicketStore
     current: Callable[[], Triager]  # the model serving now (it may be swapped by a reload)
     infer: Infer
+    after_ticket: Callable[[dict[str, Any]], None] = lambda _: None  # metrics, webhook wake-up
 
     def _aware(self, moment: datetime) -> datetime:
         """A time with no zone is the bank's local time, as the pipeline reads it."""
@@ -96,7 +97,12 @@ class Intake:
             idempotency_key=item.idempotency_key,
             raw_text=raw if self.store.cipher is not None else None,
         )
-        return self.store.create(new, actor, lambda tid: triager.with_ticket(result, tid).to_dict() | (extra or {}))
+        stored, created = self.store.create(
+            new, actor, lambda tid: triager.with_ticket(result, tid).to_dict() | (extra or {})
+        )
+        if created:
+            self.after_ticket(stored)
+        return stored, created
 
     async def handoff(self, body: HandoffIn, actor: str) -> tuple[dict[str, Any], bool]:
         """The customer's turns as one case, stored as a ticket, with the handoff note."""

@@ -74,13 +74,14 @@ class Webhooks:
     urls: tuple[str, ...] = ()
     events: tuple[str, ...] = field(default=("p1", "self_harm"))
 
-    def events_for(self, result: dict[str, Any]) -> list[str]:
-        found = []
-        if result["urgency"]["label"] == "P1":
-            found.append("p1")
-        if any(s["type"] in WEBHOOK_SIGNALS for s in result["signals"]):
-            found.append("self_harm")
-        return [e for e in found if e in self.events]
+    def event_for(self, result: dict[str, Any]) -> str | None:
+        """One push per case and URL: self_harm when that signal is present (the more specific), else p1."""
+        found = [e for e in ("self_harm", "p1") if e in self.events]
+        if "self_harm" in found and any(s["type"] in WEBHOOK_SIGNALS for s in result["signals"]):
+            return "self_harm"
+        if "p1" in found and result["urgency"]["label"] == "P1":
+            return "p1"
+        return None
 
 
 def _immediate_transactions(engine: Engine) -> None:
@@ -162,16 +163,13 @@ class TicketStore:
                 s.add(ticket)
                 s.flush()
                 s.add(AuditEntry(ticket_id=ticket_id, actor=actor, action="create", detail={"source": new.source}))
-                for event_name in self.webhooks.events_for(result):
-                    for url in self.webhooks.urls:
-                        s.add(
-                            Outbox(
-                                event=event_name,
-                                ticket_id=ticket_id,
-                                url=url,
-                                payload=webhook_payload(event_name, result),
-                            )
-                        )
+                event_name = self.webhooks.event_for(result)
+                if event_name is not None:
+                    payload = webhook_payload(event_name, result)
+                    s.add_all(
+                        Outbox(event=event_name, ticket_id=ticket_id, url=u, payload=payload)
+                        for u in self.webhooks.urls
+                    )
             return result, True
         except IntegrityError:
             if not new.idempotency_key:

@@ -38,7 +38,7 @@ def test_serve_starts_and_answers(tiny_bundle: Path, tmp_path: Path) -> None:
             line = proc.stdout.readline()
         key = line.strip()
         assert key.startswith("tk_"), "no admin key printed"
-        stored = (tmp_path / "triage.db").read_bytes()
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("triage.db*"))  # the database and its WAL
         assert key.encode() not in stored and key_hash(key).encode() in stored  # only its hash is stored
         url = f"http://127.0.0.1:{port}"
         while time.monotonic() < deadline:
