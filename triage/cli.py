@@ -199,6 +199,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings, args.host, args.port, args.workers)
 
 
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.commands import keys
+
+    return keys(args, settings)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.commands import migrate
+
+    return migrate(args, settings)
+
+
+def cmd_export_cases(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.commands import export_cases
+
+    return export_cases(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triage", description="Complaint triage for Chinese banks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +240,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("keys", help="API keys in the store")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("create", help="print a new key (shown once; only its hash is stored)")
+    k.add_argument("--role", required=True, choices=("intake", "agent", "admin"))
+    k.add_argument("--label", help="whose key it is, for the operators")
+    k = keys.add_parser("revoke", help="revoke a key by its id (the first characters of its hash)")
+    k.add_argument("key_id")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("migrate", help="bring the store's schema up to date (serve does it too)")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("export-cases", help="corrected and confirmed tickets as labelled JSONL (corpus schema)")
+    p.add_argument("--output", required=True, help="JSONL file to write")
+    p.add_argument("--since", help="feedback given on or after this day (YYYY-MM-DD, local time)")
+    p.add_argument("--until", help="feedback given on or before this day (YYYY-MM-DD, local time)")
+    for head in ("category", "issue", "urgency", "sentiment"):
+        p.add_argument(f"--{head}", help=f"only cases whose final {head} is this label")
+    p.add_argument("--only", choices=("all", "corrected", "confirmed"), default="all")
+    p.set_defaults(func=cmd_export_cases)
 
     p = sub.add_parser("build-default", help="build the default model bundle from datasets/ (CPU recipe)")
     p.add_argument("--if-missing", action="store_true", help="do nothing when the default bundle exists")
