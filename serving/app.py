@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving import errors
-from serving.auth import KeyRing, parse_env_keys
+from serving.auth import KeyRing, RateLimiter, parse_env_keys
 from serving.batcher import MicroBatcher
 from serving.metrics import Metrics, MetricsMiddleware, mark_process_dead, record_result, record_webhook, set_model
 from serving.models import ModelHolder
@@ -114,6 +114,7 @@ def create_app(
     app.state.store = store
     app.state.keys = keys if settings.auth else None
     app.state.metrics = metrics
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     app.state.intake = Intake(store, lambda: _serving(holder), batcher.submit_many, after_ticket)
     errors.install(app)
     for module in (health, triage, handoff, tickets, admin):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from serving.auth import KeyRing, Principal
+from serving.auth import KeyRing, Principal, RateLimiter
 from serving.errors import ApiError
 from serving.models import ModelHolder
 from serving.service import Intake
@@ -53,6 +54,11 @@ def _principal(request: Request) -> Principal:
     principal = keys.check(key.strip())
     if principal is None:
         raise ApiError("unauthorized", "unknown API key")
+    limiter: RateLimiter | None = request.app.state.limiter
+    wait = limiter.take(principal.key_id) if limiter is not None else 0.0
+    if wait:
+        retry = str(math.ceil(wait))
+        raise ApiError("rate_limited", f"too many requests for this key; retry in {retry} s", {"Retry-After": retry})
     request.state.principal = principal
     return principal
 

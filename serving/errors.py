@@ -33,14 +33,16 @@ STATUS = {
 
 
 class ApiError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.headers = headers
 
 
-def error_response(code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=STATUS.get(code, 400))
+def error_response(code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=STATUS.get(code, 400), headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
@@ -56,7 +58,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.code, exc.message)
+        return error_response(exc.code, exc.message, exc.headers)
 
     @app.exception_handler(TriageError)
     async def _triage(_: Request, exc: TriageError) -> JSONResponse:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from serving.app import create_app
 from serving.auth import parse_env_keys
+from serving.logs import log_config
 from serving.metrics import MULTIPROC_ENV, reset_multiprocess_dir
 from serving.store import open_store
 from serving.store.keys import create_key, stored_keys
@@ -53,5 +54,13 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         directory = settings.data_dir / "metrics"
         reset_multiprocess_dir(directory)
         os.environ[MULTIPROC_ENV] = str(directory)
-    uvicorn.run("serving.run:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "serving.run:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        log_config=log_config(),
+    )
     return 0

@@ -54,11 +54,14 @@ def test_serve_starts_and_answers(tiny_bundle: Path, tmp_path: Path) -> None:
             timeout=10,
         )
         assert r.status_code == 200 and r.json()["category"]["label"]
+        ticket = httpx.get(f"{url}/v1/tickets/{r.json()['ticket_id']}", headers={"Authorization": f"Bearer {key}"})
+        assert ticket.status_code == 200
+        # A phone number in a query string reaches the access log only masked.
+        httpx.get(f"{url}/v1/tickets?assignee=13812345678", headers={"Authorization": f"Bearer {key}"})
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
-        if proc.stdout:
-            proc.stdout.close()
+        rest = proc.communicate(timeout=20)[0]
+    assert "/v1/tickets?assignee=138****5678" in rest and "13812345678" not in rest
 
 
 def test_auth_off_is_refused_off_loopback(tiny_bundle: Path, tmp_path: Path) -> None:
