@@ -29,11 +29,21 @@ run: build-default
 	$(BIN)/triage serve --host $(HOST) --port $(PORT)
 
 lint: dev-deps
-	$(BIN)/ruff check triage training serving tests bench datasets/tools
+	$(BIN)/ruff check triage training serving tests bench datasets/tools scripts
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
+
+# Air-gapped installation (docs/airgap.md). `make airgap [BUNDLE=dir]` builds dist/triage-offline-VERSION.tar.gz
+# on a connected machine; `make airgap-install ARCHIVE=... PREFIX=...` installs it with no network.
+.PHONY: airgap airgap-install
+airgap: serve-deps
+	$(BIN)/python scripts/airgap.py build $(if $(BUNDLE),--bundle $(BUNDLE))
+
+airgap-install:
+	@test -n "$(ARCHIVE)" -a -n "$(PREFIX)" || { echo "usage: make airgap-install ARCHIVE=file.tar.gz PREFIX=dir"; exit 2; }
+	$(PYTHON) scripts/airgap.py install $(ARCHIVE) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
