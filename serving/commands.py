@@ -109,3 +109,18 @@ def export_cases(args: argparse.Namespace, settings: Settings) -> int:
     corrected = sum(r["feedback"] == "corrected" for r in records)
     print(f"exported {len(records)} cases ({corrected} corrected, {len(records) - corrected} confirmed) to {out}")
     return 0
+
+
+def monthly(args: argparse.Namespace, settings: Settings) -> int:
+    """The month's statistics for the consumer-protection team and regulators (CSV + Markdown)."""
+    from serving.analytics import monthly_report, write_monthly
+    from serving.store.facts import load_facts
+
+    store, config = _store(settings)
+    tz = config.deployment.timezone
+    year, month = (int(part) for part in args.month.split("-"))
+    report = monthly_report(load_facts(store), year, month, tz, config)
+    csv_path, md_path = write_monthly(report, Path(args.out))
+    store.record("cli", "monthly_report", None, month=args.month, tickets=report.total)
+    print(f"{report.total} tickets in {args.month}: {csv_path} and {md_path}")
+    return 0

@@ -187,7 +187,7 @@ class FeedbackOut(BaseModel):
 
 
 Status = Literal["new", "in_progress", "replied", "resolved"]
-SlaState = Literal["on_track", "due_soon", "breached", "met", "late"]
+SlaState = Literal["on_track", "due_soon", "breached", "met"]
 
 
 class TicketSlaOut(BaseModel):

@@ -217,6 +217,19 @@ def cmd_export_cases(args: argparse.Namespace, settings: Settings) -> int:
     return export_cases(args, settings)
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.commands import monthly
+
+    return monthly(args, settings)
+
+
+def _month(value: str) -> str:
+    year, _, month = value.partition("-")
+    if not (year.isdigit() and len(year) == 4 and month.isdigit() and 1 <= int(month) <= 12):
+        raise argparse.ArgumentTypeError(f"{value!r}: use YYYY-MM")
+    return f"{year}-{int(month):02d}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triage", description="Complaint triage for Chinese banks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -261,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{head}", help=f"only cases whose final {head} is this label")
     p.add_argument("--only", choices=("all", "corrected", "confirmed"), default="all")
     p.set_defaults(func=cmd_export_cases)
+
+    p = sub.add_parser("report", help="the monthly statistics report (CSV + Markdown)")
+    p.add_argument("--month", required=True, type=_month, help="YYYY-MM, in the bank's time zone")
+    p.add_argument("--out", default="reports/monthly", help="folder to write")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("build-default", help="build the default model bundle from datasets/ (CPU recipe)")
     p.add_argument("--if-missing", action="store_true", help="do nothing when the default bundle exists")

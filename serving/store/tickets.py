@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from serving.analytics import TicketFacts, sla_status
 from serving.store.crypto import RawTextCipher
 from serving.store.db import session_factory
 from serving.store.tables import AuditEntry, Counter, Feedback, Outbox, Ticket, utcnow
@@ -349,18 +350,30 @@ def ticket_result(ticket: Ticket) -> dict[str, Any]:
     return dict(ticket.result)
 
 
-def sla_state(due: datetime, done: datetime | None, now: datetime, due_soon: timedelta) -> str:
-    if done is not None:
-        return "met" if done <= due else "late"
-    if now > due:
-        return "breached"
-    return "due_soon" if due - now <= due_soon else "on_track"
+def ticket_facts(row: Ticket) -> TicketFacts:
+    """The one conversion from a stored ticket to what analytics counts."""
+    return TicketFacts(
+        ticket_id=row.ticket_id,
+        received_at=row.received_at,
+        category=row.category,
+        issue=row.issue,
+        urgency=row.urgency,
+        sentiment=row.sentiment,
+        department=row.department,
+        source=row.source,
+        status=row.status,
+        first_response_by=row.first_response_by,
+        resolve_by=row.resolve_by,
+        first_response_at=row.first_response_at,
+        resolved_at=row.resolved_at,
+        needs_review=row.needs_review,
+    )
 
 
 def ticket_view(
     ticket: Ticket, now: datetime | None = None, due_soon: timedelta = timedelta(hours=2)
 ) -> dict[str, Any]:
-    now = now or utcnow()
+    [state] = sla_status([ticket_facts(ticket)], now or utcnow(), due_soon).tickets
     return {
         "ticket_id": ticket.ticket_id,
         "status": ticket.status,
@@ -385,8 +398,8 @@ def ticket_view(
             "resolve_by": ticket.resolve_by,
             "first_response_at": ticket.first_response_at,
             "resolved_at": ticket.resolved_at,
-            "first_response": sla_state(ticket.first_response_by, ticket.first_response_at, now, due_soon),
-            "resolution": sla_state(ticket.resolve_by, ticket.resolved_at, now, due_soon),
+            "first_response": state.first_response,
+            "resolution": state.resolution,
         },
         "text_masked": ticket.text_masked,
         "result": ticket.result,

@@ -71,3 +71,20 @@ def test_export_cases_writes_corrected_and_confirmed_cases_in_the_corpus_schema(
     assert main(["export-cases", "--output", str(only), "--since", "2099-01-01"]) == 0
     assert only.read_text() == ""
     assert main(["export-cases", "--output", str(only), "--urgency", "P7"]) == 2
+
+
+def test_monthly_report_from_the_store(
+    store: TicketStore, tiny_triager: Triager, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    received = datetime(2026, 10, 15, 10, 0, tzinfo=UTC)
+    for text in ("信用卡年费乱收", "信用卡被盗刷了，还在扣款", "手机银行登录不了"):
+        result = tiny_triager.triage(text, received_at=received).to_dict()
+        store.create(NewTicket(result, "sms", received, source="app"), "intake")
+    assert main(["report", "--month", "2026-10", "--out", str(tmp_path / "monthly")]) == 0
+    assert "3 tickets in 2026-10" in capsys.readouterr().out
+    md = (tmp_path / "monthly" / "complaints-2026-10.md").read_text(encoding="utf-8")
+    assert "信用卡" in md
+    csv_text = (tmp_path / "monthly" / "complaints-2026-10.csv").read_text(encoding="utf-8-sig")
+    assert csv_text.startswith("section,key,name,key2,name2,value")
+    with pytest.raises(SystemExit):
+        main(["report", "--month", "2026-13"])
