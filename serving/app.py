@@ -17,7 +17,7 @@ from serving.auth import KeyRing, RateLimiter, parse_env_keys
 from serving.batcher import MicroBatcher
 from serving.metrics import Metrics, MetricsMiddleware, mark_process_dead, record_result, record_webhook, set_model
 from serving.models import ModelHolder
-from serving.routes import admin, handoff, health, tickets, triage
+from serving.routes import admin, analytics, dashboard, handoff, health, tickets, triage
 from serving.service import Intake
 from serving.store import open_store
 from serving.store.keys import stored_keys
@@ -117,7 +117,7 @@ def create_app(
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     app.state.intake = Intake(store, lambda: _serving(holder), batcher.submit_many, after_ticket)
     errors.install(app)
-    for module in (health, triage, handoff, tickets, admin):
+    for module in (health, triage, handoff, tickets, admin, analytics, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     if settings.cors_origins:

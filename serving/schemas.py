@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
 Channel = Literal["sms", "app", "chat", "email"]
 Source = Literal["web_form", "app", "hotline", "email", "social", "chatbot", "branch"]
+
+
+def _no_control_characters(value: str) -> str:
+    # Identifiers and notes are stored as they are; control characters (NUL above all,
+    # which PostgreSQL text cannot hold) are refused here rather than failing in the store.
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+Name = Annotated[StrictStr, AfterValidator(_no_control_characters)]
+Key = Annotated[StrictStr, AfterValidator(_no_control_characters), Field(min_length=1, max_length=128)]
 
 EXAMPLE_TEXT = "我的信用卡昨晚被盗刷1.2万元，还在扣款，再不处理我就打12378"
 
@@ -21,9 +33,9 @@ class TriageIn(BaseModel):
     text: StrictStr = Field(description="the complaint, as the customer wrote it")
     channel: Channel = Field("sms", description="reply channel of the acknowledgement draft")
     source: Source | None = Field(None, description="where the complaint came from")
-    customer_id: StrictStr | None = Field(None, max_length=128)
+    customer_id: Key | None = None
     received_at: datetime | None = Field(None, description="ISO 8601; default: now")
-    idempotency_key: StrictStr | None = Field(None, max_length=128)
+    idempotency_key: Key | None = Field(None, description="a repeat returns the original ticket")
 
 
 class HeadOut(BaseModel):
@@ -141,9 +153,9 @@ class HandoffIn(BaseModel):
     conversation: list[TurnIn] = Field(min_length=1, max_length=200)
     channel: Channel = "chat"
     source: Source | None = "chatbot"
-    customer_id: StrictStr | None = Field(None, max_length=128)
+    customer_id: Key | None = None
     received_at: datetime | None = None
-    idempotency_key: StrictStr | None = Field(None, max_length=128)
+    idempotency_key: Key | None = Field(None, description="a repeat returns the original ticket")
 
 
 class SentimentPoint(BaseModel):
@@ -169,12 +181,12 @@ class FeedbackIn(BaseModel):
         json_schema_extra={"examples": [{"ticket_id": "TS20261123-000042", "urgency": "P1", "note": "客户称仍在扣款"}]},
     )
 
-    ticket_id: StrictStr = Field(max_length=32)
+    ticket_id: Name = Field(max_length=32)
     category: StrictStr | None = None
     issue: StrictStr | None = None
     urgency: StrictStr | None = None
     sentiment: StrictStr | None = None
-    note: StrictStr | None = Field(None, max_length=2000)
+    note: Name | None = Field(None, max_length=2000)
 
 
 class FeedbackOut(BaseModel):
@@ -235,7 +247,7 @@ class TicketPatch(BaseModel):
     )
 
     status: Status | None = None
-    assignee: StrictStr | None = Field(None, min_length=1, max_length=64)
+    assignee: Name | None = Field(None, min_length=1, max_length=64)
 
 
 class AuditOut(BaseModel):

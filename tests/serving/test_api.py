@@ -88,3 +88,22 @@ def test_oversized_body_is_refused_before_reading(client: httpx.Client) -> None:
 def test_unknown_route_is_a_json_404(client: httpx.Client) -> None:
     r = client.get("/v1/nothing-here")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "年费乱收", "idempotency_key": ""},
+        {"text": "年费乱收", "idempotency_key": "a\x00b"},
+        {"text": "年费乱收", "customer_id": "c\x00"},
+        {"text": "年费乱收", "customer_id": ""},
+    ],
+)
+def test_bad_identifiers_are_refused(client: httpx.Client, body: dict) -> None:
+    r = client.post("/v1/triage", json=body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+
+
+def test_control_characters_in_text_are_dropped_not_stored(client: httpx.Client) -> None:
+    r = client.post("/v1/triage", json={"text": "信用卡\x00年费\x07乱收"})
+    assert r.status_code == 200 and r.json()["text_masked"] == "信用卡年费乱收"
