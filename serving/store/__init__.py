@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from serving.store.crypto import RawTextCipher
@@ -18,4 +19,5 @@ def open_store(settings: Settings, tz: ZoneInfo, run_migrations: bool = True) ->
     cipher = (
         RawTextCipher.from_settings(settings.encryption_key, settings.data_dir) if settings.store_raw_text else None
     )
-    return TicketStore(engine, tz, cipher, Webhooks(settings.webhook_urls))
+    due_soon = timedelta(minutes=settings.due_soon_minutes)
+    return TicketStore(engine, tz, cipher, Webhooks(settings.webhook_urls), due_soon)

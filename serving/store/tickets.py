@@ -100,7 +100,12 @@ def _immediate_transactions(engine: Engine) -> None:
 
 class TicketStore:
     def __init__(
-        self, engine: Engine, tz: ZoneInfo, cipher: RawTextCipher | None = None, webhooks: Webhooks | None = None
+        self,
+        engine: Engine,
+        tz: ZoneInfo,
+        cipher: RawTextCipher | None = None,
+        webhooks: Webhooks | None = None,
+        due_soon: timedelta = timedelta(hours=2),
     ) -> None:
         if engine.dialect.name == "sqlite":
             _immediate_transactions(engine)
@@ -108,6 +113,8 @@ class TicketStore:
         self.tz = tz
         self.cipher = cipher
         self.webhooks = webhooks or Webhooks()
+        self.due_soon = due_soon
+        self.due_soon = due_soon
         self._sessions = session_factory(engine)
         self._upsert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
@@ -199,7 +206,7 @@ class TicketStore:
             ticket = self._load(s, ticket_id)
             feedback = s.scalars(select(Feedback).where(Feedback.ticket_id == ticket_id).order_by(Feedback.id)).all()
             self._audit(s, actor, "read", ticket_id)
-            return ticket_view(ticket) | {"feedback": [feedback_view(f) for f in feedback]}
+            return ticket_view(ticket, due_soon=self.due_soon) | {"feedback": [feedback_view(f) for f in feedback]}
 
     def list_page(
         self, filters: TicketFilter, limit: int, cursor: int | None, actor: str
@@ -213,7 +220,7 @@ class TicketStore:
             page = rows[:limit]
             self._audit(s, actor, "list", None, tickets=[t.ticket_id for t in page])
             next_cursor = page[-1].id if len(rows) > limit and page else None
-            return [ticket_view(t) for t in page], next_cursor
+            return [ticket_view(t, due_soon=self.due_soon) for t in page], next_cursor
 
     def audit_trail(self, ticket_id: str) -> list[dict[str, Any]]:
         with self.session() as s:
@@ -258,7 +265,7 @@ class TicketStore:
                 self._audit(s, actor, "assign", ticket_id, before=ticket.assignee, after=assignee)
                 ticket.assignee = assignee
             ticket.updated_at = now
-            return ticket_view(ticket)
+            return ticket_view(ticket, due_soon=self.due_soon)
 
     def add_feedback(self, ticket_id: str, labels: dict[str, str], note: str | None, actor: str) -> dict[str, Any]:
         """An agent's correction (or confirmation): stored as a labelled case with who and when."""
