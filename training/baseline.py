@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from threadpoolctl import threadpool_limits
 
 from training.calibration import ece, fit_temperature, review_threshold
 from training.data import Example
@@ -32,7 +33,8 @@ class BaselineOptions:
 
 def _fit_head(x: object, y: np.ndarray, n_labels: int, c: float, max_iter: int) -> LinearHead:
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=max_iter)
-    with warnings.catch_warnings():
+    # lbfgs on sparse features runs 2-3x faster with one BLAS thread than with several here.
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x, y)
     # Labels absent from training still get a (very unlikely) column.

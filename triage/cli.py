@@ -130,34 +130,12 @@ def cmd_convert_base(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.commands import build_spec
+    from training.retrain import build_bundle
+
     config = load_config(settings.config_dir)
     data = [Path(p) for p in args.data]
-    if args.model == "tfidf":
-        from training.build import build_baseline_bundle
-
-        metrics = build_baseline_bundle(data, Path(args.output), config)
-    else:
-        from dataclasses import replace
-
-        from training.build import ensure_base
-        from training.finetune import RECIPES
-        from training.recipe import build_encoder_bundle
-
-        base = Path(args.base_model) if args.base_model else ensure_base(settings)
-        overrides = {
-            k: v
-            for k, v in (
-                ("epochs", args.epochs),
-                ("freeze_layers", args.freeze_layers),
-                ("keep_layers", args.keep_layers),
-                ("max_length", args.max_length),
-            )
-            if v is not None
-        }
-        options = replace(RECIPES[args.recipe], base_model=base, **overrides)
-        metrics = build_encoder_bundle(
-            data, Path(args.output), config, options, args.recipe, ensemble=not args.no_tfidf
-        )
+    metrics = build_bundle(build_spec(args, settings), data, Path(args.output), config)
     print(json.dumps(metrics.get("test", metrics.get("dev")), ensure_ascii=False, indent=2))
     return 0
 
@@ -317,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/evaluate", help="folder for the report")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
     p.set_defaults(func=cmd_evaluate)
+
+    # retrain, models list|promote|rollback, audit-labels: argparse only until a handler runs.
+    from training.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 
