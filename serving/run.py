@@ -49,6 +49,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         key = create_key(store.engine, "admin", label="first start")
         print(f"Created the first admin API key (shown once, stored hashed):\n  {key}", flush=True)
     store.engine.dispose()
+    # One onnxruntime thread per worker: measured faster under concurrent load than several
+    # threads competing with the event loop (bench/reports/load*.md); scale with --workers.
+    os.environ.setdefault("TRIAGE_ORT_THREADS", "1")
     if workers > 1:
         # Each worker writes its metrics to files here; a scrape of any worker merges them all.
         directory = settings.data_dir / "metrics"

@@ -19,6 +19,15 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+def _plausible_time(value: datetime) -> datetime:
+    # Deadlines are computed from it: a year far away overflows date arithmetic, and before
+    # 1901 the bank's zone had an offset in seconds that ISO 8601 output cannot carry.
+    if not 1970 <= value.year < 2100:
+        raise ValueError("must be between 1970 and 2099")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(_plausible_time)]
 Name = Annotated[StrictStr, AfterValidator(_no_control_characters)]
 Key = Annotated[StrictStr, AfterValidator(_no_control_characters), Field(min_length=1, max_length=128)]
 
@@ -34,7 +43,7 @@ class TriageIn(BaseModel):
     channel: Channel = Field("sms", description="reply channel of the acknowledgement draft")
     source: Source | None = Field(None, description="where the complaint came from")
     customer_id: Key | None = None
-    received_at: datetime | None = Field(None, description="ISO 8601; default: now")
+    received_at: Moment | None = Field(None, description="ISO 8601; default: now")
     idempotency_key: Key | None = Field(None, description="a repeat returns the original ticket")
 
 
@@ -130,7 +139,7 @@ class TurnIn(BaseModel):
 
     role: Role
     text: StrictStr
-    time: datetime | None = None
+    time: Moment | None = None
 
 
 class HandoffIn(BaseModel):
@@ -154,7 +163,7 @@ class HandoffIn(BaseModel):
     channel: Channel = "chat"
     source: Source | None = "chatbot"
     customer_id: Key | None = None
-    received_at: datetime | None = None
+    received_at: Moment | None = None
     idempotency_key: Key | None = Field(None, description="a repeat returns the original ticket")
 
 

@@ -37,7 +37,7 @@ def claim_due(store: TicketStore, limit: int = 20, lease: timedelta = timedelta(
     )
     if store.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    with store.session() as s, s.begin():
+    with store.writing() as s:
         rows = s.scalars(query).all()
         for row in rows:
             row.locked_until = now + lease
@@ -45,7 +45,7 @@ def claim_due(store: TicketStore, limit: int = 20, lease: timedelta = timedelta(
 
 
 def mark_delivered(store: TicketStore, delivery_id: int) -> None:
-    with store.session() as s, s.begin():
+    with store.writing() as s:
         row = s.get_one(Outbox, delivery_id)
         row.delivered_at = utcnow()
         row.attempts += 1
@@ -53,7 +53,7 @@ def mark_delivered(store: TicketStore, delivery_id: int) -> None:
 
 
 def mark_failed(store: TicketStore, delivery_id: int, error: str, retry_at: datetime) -> None:
-    with store.session() as s, s.begin():
+    with store.writing() as s:
         row = s.get_one(Outbox, delivery_id)
         row.attempts += 1
         row.last_error = error[:500]

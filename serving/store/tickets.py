@@ -7,7 +7,9 @@ ticket, so a failed insert (a duplicate idempotency key) leaves no gap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -85,17 +87,33 @@ class Webhooks:
         return None
 
 
-def _immediate_transactions(engine: Engine) -> None:
-    """SQLite: take the write lock when a transaction begins, so two writers wait
-    for each other (busy timeout) instead of failing when a read turns into a write."""
+class _SqliteWrites:
+    """SQLite allows one writer. Write transactions take the lock when they begin (BEGIN
+    IMMEDIATE, so a read never has to turn into a write and fail), and the threads of one
+    process queue on a lock instead of on SQLite's busy handler, whose sleeps grow to 100 ms
+    and made the latency tail under load; other processes still wait on the busy timeout.
+    Reads begin normally and, with WAL, never wait for a writer."""
 
-    @event.listens_for(engine, "connect")
-    def _no_implicit(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
+    def __init__(self, engine: Engine) -> None:
+        self.lock = threading.Lock()
+        self.local = threading.local()
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        @event.listens_for(engine, "connect")
+        def _no_implicit(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if getattr(self.local, "writing", False) else "BEGIN")
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self.lock:
+            self.local.writing = True
+            try:
+                yield
+            finally:
+                self.local.writing = False
 
 
 class TicketStore:
@@ -107,8 +125,7 @@ class TicketStore:
         webhooks: Webhooks | None = None,
         due_soon: timedelta = timedelta(hours=2),
     ) -> None:
-        if engine.dialect.name == "sqlite":
-            _immediate_transactions(engine)
+        self._sqlite = _SqliteWrites(engine) if engine.dialect.name == "sqlite" else None
         self.engine = engine
         self.tz = tz
         self.cipher = cipher
@@ -119,7 +136,14 @@ class TicketStore:
         self._upsert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     def session(self) -> Session:
+        """A session for reading."""
         return self._sessions()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session in a write transaction, committed when the block ends."""
+        with self._sqlite.writing() if self._sqlite else nullcontext(), self._sessions() as s, s.begin():
+            yield s
 
     # -- creating -------------------------------------------------------------------
 
@@ -161,7 +185,7 @@ class TicketStore:
             if existing is not None:
                 return existing, False
         try:
-            with self.session() as s, s.begin():
+            with self.writing() as s:
                 now = utcnow()
                 ticket_id = self._next_number(s, now)
                 result = numbered(ticket_id) if numbered else new.result | {"ticket_id": ticket_id}
@@ -202,7 +226,7 @@ class TicketStore:
         return ticket
 
     def get(self, ticket_id: str, actor: str) -> dict[str, Any]:
-        with self.session() as s, s.begin():
+        with self.writing() as s:
             ticket = self._load(s, ticket_id)
             feedback = s.scalars(select(Feedback).where(Feedback.ticket_id == ticket_id).order_by(Feedback.id)).all()
             self._audit(s, actor, "read", ticket_id)
@@ -215,7 +239,7 @@ class TicketStore:
         query = _filtered(select(Ticket), filters)
         if cursor is not None:
             query = query.where(Ticket.id < cursor)
-        with self.session() as s, s.begin():
+        with self.writing() as s:
             rows = s.scalars(query.order_by(Ticket.id.desc()).limit(limit + 1)).all()
             page = rows[:limit]
             self._audit(s, actor, "list", None, tickets=[t.ticket_id for t in page])
@@ -228,7 +252,7 @@ class TicketStore:
             return [{"actor": e.actor, "action": e.action, "at": e.at.isoformat(), "detail": e.detail} for e in entries]
 
     def raw_text(self, ticket_id: str, actor: str) -> str | None:
-        with self.session() as s, s.begin():
+        with self.writing() as s:
             ticket = self._load(s, ticket_id)
             self._audit(s, actor, "read_raw", ticket_id)
             if ticket.raw_text is None or self.cipher is None:
@@ -245,7 +269,7 @@ class TicketStore:
     def update(
         self, ticket_id: str, actor: str, status: str | None = None, assignee: str | None = None
     ) -> dict[str, Any]:
-        with self.session() as s, s.begin():
+        with self.writing() as s:
             ticket = self._load(s, ticket_id, for_update=True)
             now = utcnow()
             if status is not None and status != ticket.status:
@@ -269,7 +293,7 @@ class TicketStore:
 
     def add_feedback(self, ticket_id: str, labels: dict[str, str], note: str | None, actor: str) -> dict[str, Any]:
         """An agent's correction (or confirmation): stored as a labelled case with who and when."""
-        with self.session() as s, s.begin():
+        with self.writing() as s:
             self._load(s, ticket_id)
             row = Feedback(ticket_id=ticket_id, note=note, author=actor, created_at=utcnow(), **labels)
             s.add(row)
@@ -290,7 +314,7 @@ class TicketStore:
             return [(t, f) for t, f in s.execute(query.order_by(Ticket.id)).all()]
 
     def record(self, actor: str, action: str, ticket_id: str | None = None, **detail: Any) -> None:
-        with self.session() as s, s.begin():
+        with self.writing() as s:
             self._audit(s, actor, action, ticket_id, **detail)
 
 

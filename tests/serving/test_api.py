@@ -97,9 +97,12 @@ def test_unknown_route_is_a_json_404(client: httpx.Client) -> None:
         {"text": "年费乱收", "idempotency_key": "a\x00b"},
         {"text": "年费乱收", "customer_id": "c\x00"},
         {"text": "年费乱收", "customer_id": ""},
+        {"text": "年费乱收", "received_at": "1900-01-01T00:00:00"},
+        {"text": "年费乱收", "received_at": "9999-12-31T23:59:59"},
+        {"text": "年费乱收", "received_at": "0001-01-01T00:00:00+08:00"},
     ],
 )
-def test_bad_identifiers_are_refused(client: httpx.Client, body: dict) -> None:
+def test_bad_identifiers_and_times_are_refused(client: httpx.Client, body: dict) -> None:
     r = client.post("/v1/triage", json=body)
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
 
