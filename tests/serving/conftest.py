@@ -64,6 +64,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(url: str, seconds: float = 60) -> None:
+    """Until GET /readyz answers 200 (a server process loading its model)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {seconds} s")
+
+
 class LiveServer:
     def __init__(self, app: object) -> None:
         self.port = free_port()

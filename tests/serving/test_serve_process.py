@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from serving.store.keys import key_hash
-from tests.serving.conftest import free_port
+from tests.serving.conftest import free_port, wait_ready
 
 
 def test_serve_starts_and_answers(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -41,12 +41,7 @@ def test_serve_starts_and_answers(tiny_bundle: Path, tmp_path: Path) -> None:
         stored = b"".join(p.read_bytes() for p in tmp_path.glob("triage.db*"))  # the database and its WAL
         assert key.encode() not in stored and key_hash(key).encode() in stored  # only its hash is stored
         url = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_ready(url)
         r = httpx.post(
             f"{url}/v1/triage",
             json={"text": "手机银行一直闪退登录不了"},

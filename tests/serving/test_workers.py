@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.serving.conftest import BACKENDS, KEYS, database, free_port
+from tests.serving.conftest import BACKENDS, KEYS, database, free_port, wait_ready
 
 
 @pytest.mark.slow
@@ -35,13 +34,7 @@ def test_two_workers_share_one_store(backend: str, tiny_bundle: Path, tmp_path: 
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            wait_ready(base)
 
             def post(i: int) -> httpx.Response:
                 body = {"text": f"第{i % 10}次反映手机银行转账失败", "idempotency_key": f"k-{i % 10}"}
