@@ -50,7 +50,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import machine, write
+from bench.common import machine, stop, write
 from bench.load import free_port, percentiles
 from training.data import DATASETS, jsonl_files, read_jsonl
 from training.registry import COMPARISON, POINTER, current_version, read_history, register
@@ -262,12 +262,7 @@ def serving(env: Mapping[str, str], log: Path) -> Iterator[Service]:
                 time.sleep(0.2)
             yield service
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def readyz(service: Service) -> dict[str, str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -51,3 +52,13 @@ def write(name: str, data: dict[str, Any], md: str) -> Path:
     path = REPORTS / f"{name}.md"
     path.write_text(md, encoding="utf-8")
     return path
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """End a server process: politely first, then for sure."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.common import machine, write
+from bench.common import machine, stop, write
 from training.data import DATASETS, jsonl_files, read_jsonl
 from triage.bundle import load_bundle, read_manifest
 from triage.config import load_config
@@ -240,12 +240,7 @@ def serve(bundle: Path, workers: int, scratch: Path) -> Iterator[Server]:
             wait_ready(url, proc, workers)
             yield Server(url, proc.pid, data_dir)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], workers: int) -> None:
