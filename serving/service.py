@@ -31,8 +31,7 @@ class Intake:
     after_ticket: Callable[[dict[str, Any]], None] = lambda _: None  # metrics, webhook wake-up
 
     def _aware(self, moment: datetime) -> datetime:
-        """A time with no zone is the bank's local time, as the pipeline reads it."""
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=self.current().config.deployment.timezone)
+        return self.current().config.deployment.local(moment)
 
     def _validate(self, items: Sequence[TriageIn]) -> None:
         """Every item is checked before any model call or ticket: one bad item fails the batch."""

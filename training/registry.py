@@ -27,10 +27,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from training.data import read_jsonl
 from training.staging import staged
 from triage import HEADS
 from triage.bundle import MANIFEST, read_manifest
-from triage.errors import ConfigError
+from triage.errors import ConfigError, TriageError
 
 POINTER = "CURRENT"
 HISTORY = "history.jsonl"
@@ -84,14 +85,10 @@ def read_history(registry_dir: Path) -> list[dict[str, Any]]:
     path = registry_dir / HISTORY
     if not path.is_file():
         return []
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise RegistryError(f"{path}:{n}: {exc}") from exc
-    return rows
+    try:
+        return read_jsonl([path])
+    except TriageError as exc:
+        raise RegistryError(str(exc)) from exc
 
 
 @contextmanager

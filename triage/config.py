@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -122,6 +122,10 @@ class Deployment:
     timezone: ZoneInfo
     max_text_chars: int
     batch_max_items: int
+
+    def local(self, moment: datetime) -> datetime:
+        """A time without a zone is the bank's local time."""
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=self.timezone)
 
 
 @dataclass(frozen=True)

@@ -135,9 +135,7 @@ class Triager:
     def assemble(self, request: TriageRequest, masked: str, probs: Mapping[str, NDArray[np.float64]]) -> TriageResult:
         """Everything after the model: signals, urgency rules, routing, SLA, draft, evidence."""
         config = self.config
-        received = (request.received_at or datetime.now(UTC)).replace(microsecond=0)
-        if received.tzinfo is None:
-            received = received.replace(tzinfo=config.deployment.timezone)
+        received = config.deployment.local((request.received_at or datetime.now(UTC)).replace(microsecond=0))
         today = received.astimezone(config.deployment.timezone).date()
         heads = {h: self._head(h, probs[h]) for h in HEADS}
         signals = detect(masked, config, today, request.prior_tickets)

@@ -61,9 +61,7 @@ def sla(config: TriageConfig, urgency: str, received_at: datetime) -> Sla:
     UTC so that they stay exact where the zone changes its offset.
     """
     tz = config.deployment.timezone
-    if received_at.tzinfo is None:
-        received_at = received_at.replace(tzinfo=tz)
-    start = received_at.astimezone(UTC)
+    start = config.deployment.local(received_at).astimezone(UTC)
     level = config.sla[urgency]
     return Sla(
         first_response_by=(start + level.first_response).astimezone(tz),

@@ -43,15 +43,15 @@ async def list_tickets(
     """Newest first. Pass `next_cursor` of a page as `cursor` to read the next one."""
     check_label(config, "category", category)
     check_label(config, "urgency", urgency)
-    zone = config.deployment.timezone
+    local = config.deployment.local
     filters = TicketFilter(
         status=status,
         category=category,
         urgency=urgency,
         department=department,
         assignee=assignee,
-        since=since if since is None or since.tzinfo else since.replace(tzinfo=zone),
-        until=until if until is None or until.tzinfo else until.replace(tzinfo=zone),
+        since=None if since is None else local(since),
+        until=None if until is None else local(until),
     )
     items, next_cursor = await run_in_threadpool(
         store.list_page, filters, limit, int(cursor) if cursor else None, principal.key_id
