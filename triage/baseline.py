@@ -7,7 +7,9 @@ model is built. Stored as plain arrays (no pickle): `tfidf.npz` and `vocab.json`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,69 +30,104 @@ def softmax(logits: NDArray[np.float64], temperature: float = 1.0) -> NDArray[np
     return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-def _char_vectorizer(vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
+def _char_vectorizer() -> TfidfVectorizer:
     return TfidfVectorizer(
-        analyzer="char",
-        ngram_range=(1, 3),
-        sublinear_tf=True,
-        min_df=2,
-        max_features=150_000,
-        vocabulary=vocabulary,
-        dtype=np.float32,
+        analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, max_features=150_000, dtype=np.float32
     )
 
 
-def _word_vectorizer(vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
-    return TfidfVectorizer(
-        analyzer=words,
-        sublinear_tf=True,
-        min_df=2,
-        max_features=60_000,
-        vocabulary=vocabulary,
-        dtype=np.float32,
-    )
+def _word_vectorizer() -> TfidfVectorizer:
+    return TfidfVectorizer(analyzer=words, sublinear_tf=True, min_df=2, max_features=60_000, dtype=np.float32)
+
+
+_SPACES = re.compile(r"\s\s+")
+
+
+def char_ngrams(text: str) -> list[str]:
+    """Character 1-3-grams of the lowercased text with runs of spaces collapsed, as scikit-learn's "char" analyzer."""
+    text = _SPACES.sub(" ", text.lower())
+    grams = list(text)
+    for n in (2, 3):
+        grams += [text[i : i + n] for i in range(len(text) - n + 1)]
+    return grams
+
+
+class TfidfBlock:
+    """One fitted TF-IDF block: sublinear term frequency times idf, rows scaled to unit length.
+
+    It computes what scikit-learn's fitted TfidfVectorizer.transform computes
+    (a parity test holds them together), without the input validation that
+    costs scikit-learn about a millisecond per call, which is most of a
+    one-complaint request.
+    """
+
+    def __init__(self, vocabulary: dict[str, int], idf: NDArray[np.float32], analyzer: Callable[[str], Sequence[str]]):
+        self.vocabulary = vocabulary
+        self.idf = np.asarray(idf, dtype=np.float64)
+        self.analyzer = analyzer
+        self.terms: list[str] = sorted(vocabulary, key=vocabulary.__getitem__)
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        indptr, indices, values = [0], [], []
+        lookup = self.vocabulary.get
+        for text in texts:
+            counts = Counter(j for j in map(lookup, self.analyzer(text)) if j is not None)
+            cols = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            cols.sort()
+            tf = np.array([counts[j] for j in cols.tolist()], dtype=np.float64)
+            weights = (np.log(tf) + 1.0) * self.idf[cols]
+            norm = np.sqrt(weights @ weights)
+            indices.append(cols)
+            values.append(weights / norm if norm > 0 else weights)
+            indptr.append(indptr[-1] + len(cols))
+        return sparse.csr_matrix(
+            (
+                np.concatenate(values).astype(np.float32) if values else np.zeros(0, np.float32),
+                np.concatenate(indices) if indices else np.zeros(0, np.int64),
+                np.array(indptr),
+            ),
+            shape=(len(texts), len(self.vocabulary)),
+        )
 
 
 class TfidfFeatures:
     """Character n-gram block followed by the jieba word block."""
 
-    def __init__(self, char: TfidfVectorizer, word: TfidfVectorizer) -> None:
+    def __init__(self, char: TfidfBlock, word: TfidfBlock) -> None:
         self.char = char
         self.word = word
-        self.word_terms: list[str] = sorted(word.vocabulary_, key=word.vocabulary_.__getitem__)
+        self.word_terms = word.terms
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> TfidfFeatures:
         char, word = _char_vectorizer(), _word_vectorizer()
         char.fit(texts)
         word.fit(texts)
-        return cls(char, word)
+        return cls(TfidfBlock(char.vocabulary_, char.idf_, char_ngrams), TfidfBlock(word.vocabulary_, word.idf_, words))
 
     @property
     def n_char(self) -> int:
-        return len(self.char.vocabulary_)
+        return len(self.char)
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         return sparse.hstack([self.char.transform(texts), self.word.transform(texts)], format="csr")
 
     def save(self, directory: Path) -> None:
-        vocab = {
-            "char": sorted(self.char.vocabulary_, key=self.char.vocabulary_.__getitem__),
-            "word": self.word_terms,
-        }
+        vocab = {"char": self.char.terms, "word": self.word.terms}
         (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path, arrays: Mapping[str, NDArray[np.float32]]) -> TfidfFeatures:
         vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-        char = _char_vectorizer({t: i for i, t in enumerate(vocab["char"])})
-        word = _word_vectorizer({t: i for i, t in enumerate(vocab["word"])})
-        char.idf_ = arrays["char_idf"]
-        word.idf_ = arrays["word_idf"]
+        char = TfidfBlock({t: i for i, t in enumerate(vocab["char"])}, arrays["char_idf"], char_ngrams)
+        word = TfidfBlock({t: i for i, t in enumerate(vocab["word"])}, arrays["word_idf"], words)
         return cls(char, word)
 
     def idf_arrays(self) -> dict[str, NDArray[np.float32]]:
-        return {"char_idf": self.char.idf_.astype(np.float32), "word_idf": self.word.idf_.astype(np.float32)}
+        return {"char_idf": self.char.idf.astype(np.float32), "word_idf": self.word.idf.astype(np.float32)}
 
 
 @dataclass

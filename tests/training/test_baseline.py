@@ -104,3 +104,23 @@ def test_review_threshold_reaches_the_target_precision() -> None:
     # No prefix reaches 0.99 past the top: the most precise prefix keeping a fifth wins.
     wrong_first = np.where(np.arange(8) == 0, 1, y)
     assert review_threshold(probs, wrong_first, 0.99) == pytest.approx(0.8)
+
+
+def test_served_tfidf_features_equal_scikit_learns(config: TriageConfig) -> None:
+    """The plain-numpy transform that serves must compute what the fitted TfidfVectorizer computes."""
+    from training.data import DATASETS
+    from triage.baseline import TfidfFeatures, _char_vectorizer, _word_vectorizer
+
+    texts = [e.text for e in load_examples([DATASETS / "complaints"], config)][:1500]
+    odd = ["", "   ", "ABC  abc\t\n  Xyz", "！！？？", "信用卡" * 300, "单字"]
+    features = TfidfFeatures.fit(texts[:1000])
+    char, word = _char_vectorizer(), _word_vectorizer()
+    char.fit(texts[:1000])
+    word.fit(texts[:1000])
+    assert features.char.vocabulary == char.vocabulary_
+    for ours, theirs in ((features.char, char), (features.word, word)):
+        a, b = ours.transform(texts[1000:] + odd), theirs.transform(texts[1000:] + odd)
+        assert a.shape == b.shape
+        assert (a != 0).nnz == b.nnz
+        assert abs(a - b).max() < 1e-6
+    assert features.transform(odd).shape == (len(odd), len(char.vocabulary_) + len(word.vocabulary_))
