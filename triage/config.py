@@ -144,6 +144,8 @@ class TriageConfig:
     templates: Templates
     handoff: HandoffConfig
     deployment: Deployment
+    # Per head, labels the model names once their probability reaches the value, ahead of the top label.
+    decision_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     source_dir: Path = field(default=DEFAULT_DATA_DIR, compare=False)
 
     def label_ids(self, head: str) -> tuple[str, ...]:
@@ -310,6 +312,24 @@ def _thresholds(raw: dict[str, Any], section: str) -> dict[str, float]:
     return {h: float(v) for h, v in values.items()}
 
 
+def _decision_thresholds(raw: dict[str, Any], labels: dict[str, tuple[Label, ...]]) -> dict[str, dict[str, float]]:
+    """`[decision.<head>] <label> = p`, kept in taxonomy order so that P1 is looked at before P2."""
+    out: dict[str, dict[str, float]] = {}
+    for head, values in dict(raw.get("decision", {})).items():
+        if head not in HEADS:
+            raise ConfigError(f"thresholds.toml [decision]: unknown head {head!r}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"thresholds.toml [decision.{head}]: expected label = probability pairs")
+        known = [label.id for label in labels[head]]
+        for label, value in values.items():
+            if label not in known:
+                raise ConfigError(f"thresholds.toml [decision.{head}]: unknown label {label!r}")
+            if not isinstance(value, int | float) or not 0.0 < float(value) <= 1.0:
+                raise ConfigError(f"thresholds.toml [decision.{head}]: {label} must be within (0, 1]")
+        out[head] = {label: float(values[label]) for label in known if label in values}
+    return out
+
+
 def _check_placeholders(text: str, where: str, allowed: frozenset[str]) -> None:
     where = where if where.startswith("handoff") else f"templates.toml {where}"
     for name in _PLACEHOLDER.findall(text):
@@ -424,6 +444,7 @@ def load_config(data_dir: Path | None = None) -> TriageConfig:
         templates=_templates(_read(data_dir / "templates.toml"), labels),
         handoff=_handoff(_read(data_dir / "handoff.toml")),
         deployment=_deployment(_read(data_dir / "deployment.toml")),
+        decision_thresholds=_decision_thresholds(thresholds, labels),
         source_dir=data_dir,
     )
     # Imported here: drafts need the config type, and the fit check needs both.

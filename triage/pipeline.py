@@ -124,6 +124,13 @@ class Triager:
         order = np.argsort(-p)[:3]
         top = tuple((labels[j], float(p[j])) for j in order)
         label, confidence = top[0]
+        # Labels with a decision threshold (urgency P1) are named at a lower probability; the first in taxonomy order wins.
+        for candidate, at in self.config.decision_thresholds.get(head, {}).items():
+            if candidate == label:
+                break
+            if p[labels.index(candidate)] >= at:
+                label, confidence = candidate, float(p[labels.index(candidate)])
+                break
         return HeadResult(
             label=label,
             name=self.config.label_name(head, label),

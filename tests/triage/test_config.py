@@ -51,6 +51,9 @@ def test_shipped_files_load(data_dir: Path) -> None:
             "unknown label reference",
         ),
         ("thresholds.toml", "category = 0.5", "category = 1.5", "within 0..1"),
+        ("thresholds.toml", "P1 = 0.25", "P0 = 0.25", "unknown label 'P0'"),
+        ("thresholds.toml", "P1 = 0.25", "P1 = 0", r"P1 must be within \(0, 1\]"),
+        ("thresholds.toml", "[decision.urgency]", "[decision.priority]", "unknown head 'priority'"),
         ("deployment.toml", 'timezone = "Asia/Shanghai"', 'timezone = "Mars/Olympus"', "unknown time zone"),
         (
             "deployment.toml",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.conftest import FakeClassifier
+from triage.config import TriageConfig
 from triage.errors import EmptyTextError, TextTooLongError, TriageError
 from triage.pipeline import Triager, TriageRequest
 
@@ -26,7 +29,9 @@ def test_result_has_every_field_with_types(tiny_triager: Triager) -> None:
         h = r[head]
         assert isinstance(h["label"], str) and isinstance(h["name"], str)
         assert 0.0 <= h["confidence"] <= 1.0 and isinstance(h["needs_review"], bool)
-        assert len(h["top"]) == 3 and h["top"][0][0] == (h["model_label"] if head == "urgency" else h["label"])
+        named = h["model_label"] if head == "urgency" else h["label"]
+        # The top label, unless urgency named P1 at its decision threshold.
+        assert len(h["top"]) == 3 and (h["top"][0][0] == named or named == "P1")
         assert [p for _, p in h["top"]] == sorted((p for _, p in h["top"]), reverse=True)
     assert r["urgency"]["label"] == "P1"
     assert r["urgency"]["model_label"] == "P1" or "fraud_in_progress" in r["urgency"]["raised_by"]
@@ -54,6 +59,35 @@ def test_rules_raise_the_model_and_say_why(fake_triager: Callable[..., Triager])
     r = triager.triage("催收每天给我单位打电话", received_at=RECEIVED)
     assert (r.urgency.label, r.urgency.model_label, r.urgency.raised_by) == ("P2", "P4", ("issue:debt_collection",))
     assert r.route.department == "催收管理部"
+
+
+@pytest.mark.parametrize(
+    ("p1", "decision", "named", "review"),
+    [
+        (0.30, {"urgency": {"P1": 0.25}}, "P1", True),  # below the top label, above the decision threshold
+        (0.20, {"urgency": {"P1": 0.25}}, "P2", False),
+        (0.30, {}, "P2", False),  # no decision thresholds: the top label
+        (0.30, {"urgency": {"P1": 0.25, "P2": 0.1}}, "P1", True),  # the more urgent label is looked at first
+    ],
+)
+def test_p1_is_named_at_its_decision_threshold(
+    config: TriageConfig, p1: float, decision: dict[str, dict[str, float]], named: str, review: bool
+) -> None:
+    classifier = FakeClassifier(config, urgency="P2", confidence=0.6)
+    rows = classifier.predict(["x"])
+    rows["urgency"][0] = [p1, 0.6, 1 - 0.6 - p1, 0.0]
+    classifier.predict = lambda texts: {h: v.copy() for h, v in rows.items()}  # type: ignore[method-assign]
+    triager = Triager(replace(config, decision_thresholds=decision), classifier)
+    r = triager.triage("上个月的账单好像多扣了一笔年费", received_at=RECEIVED)
+    assert (r.urgency.model_label, r.urgency.needs_review) == (named, review)
+    assert r.urgency.confidence == pytest.approx(p1 if named == "P1" else 0.6)
+    assert r.urgency.top[0] == ("P2", pytest.approx(0.6))
+    if named == "P1":
+        assert r.urgency.label == "P1" and r.sla.first_response_by == RECEIVED + timedelta(minutes=15)
+
+
+def test_the_shipped_data_files_name_p1_at_a_quarter(config: TriageConfig) -> None:
+    assert config.decision_thresholds == {"urgency": {"P1": 0.25}}
 
 
 def test_low_confidence_goes_to_human_review(fake_triager: Callable[..., Triager]) -> None:
