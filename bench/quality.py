@@ -1,7 +1,7 @@
 """Quality on the corpus test split: the served bundle against the TF-IDF baseline trained
 in the same run on the same train split, per head, with bootstrap 95% intervals.
 
-    .venv/bin/python -m bench.quality [--bundle DIR]
+    .venv/bin/python -m bench.quality [--bundle DIR] [--name NAME]
 
 Also writes the TF-IDF bundle to bench/reports/tfidf-bundle for bench.speed.
 """
@@ -80,6 +80,7 @@ def int8_parity(bundle: Path, config: TriageConfig, texts: list[str]) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", default="quality", help="report name under bench/reports/ (default: quality)")
     parser.add_argument("--bundle", type=Path, default=Settings.from_env().default_bundle_dir)
     args = parser.parse_args()
     config = load_config()
@@ -137,7 +138,7 @@ def main() -> None:
             + ", ".join(f"{h} {v['mean_abs_diff']:.4f}" for h, v in parity.items())
             + ".",
         ]
-    print(write("quality", data, "\n".join(md) + "\n").read_text(encoding="utf-8"))
+    print(write(args.name, data, "\n".join(md) + "\n").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

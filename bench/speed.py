@@ -1,7 +1,7 @@
 """Serving speed on this machine: one complaint through the whole pipeline (p50/p99), batch
 throughput, int8 vs fp32 ONNX, the TF-IDF baseline, torch eager, and the cost of evidence.
 
-    .venv/bin/python -m bench.speed [--bundle DIR] [--baseline DIR] [--runs 300]
+    .venv/bin/python -m bench.speed [--bundle DIR] [--name NAME] [--baseline DIR] [--runs 300]
 
 Ratios are taken against the TF-IDF baseline measured in the same run (machines are noisy).
 """
@@ -81,6 +81,7 @@ def torch_eager(bundle: Path, runs: int) -> dict[str, Any] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     settings = Settings.from_env()
+    parser.add_argument("--name", default="speed", help="report name under bench/reports/ (default: speed)")
     parser.add_argument("--bundle", type=Path, default=settings.default_bundle_dir)
     parser.add_argument("--baseline", type=Path, help="a TF-IDF bundle (default: built by bench.quality)")
     parser.add_argument("--runs", type=int, default=300)
@@ -134,7 +135,7 @@ def main() -> None:
         f"Evidence (TF-IDF word contributions) adds {e['added']:.0%} to the int8 pipeline p50 "
         f"({e['p50_without_ms']:.1f} -> {e['p50_with_ms']:.1f} ms).",
     ]
-    print(write("speed", results, "\n".join(md) + "\n").read_text(encoding="utf-8"))
+    print(write(args.name, results, "\n".join(md) + "\n").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

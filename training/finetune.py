@@ -36,7 +36,7 @@ class FinetuneOptions:
     max_length: int = field(default=128, metadata={"help": "tokens per text; longer texts keep head and tail"})
     freeze_layers: int = field(default=10, metadata={"help": "encoder layers frozen (and cached); 0 trains all"})
     keep_layers: int = field(
-        default=0, metadata={"help": "use only the first N encoder layers (0: all); fewer is faster"}
+        default=0, metadata={"help": "use at most the first N encoder layers (0: all); fewer is faster"}
     )
     epochs: int = field(default=5, metadata={"help": "maximum epochs"})
     patience: int = field(default=2, metadata={"help": "epochs without dev improvement before stopping"})
@@ -50,8 +50,10 @@ class FinetuneOptions:
 
 
 RECIPES: dict[str, FinetuneOptions] = {
-    # The default, for a 2-core CPU within the 15-minute budget of build-default.
-    "cpu": FinetuneOptions(),
+    # The default, for a 2-core CPU within the 15-minute budget of build-default: the first 6 of
+    # e5-small's 12 layers, the top 2 trained on cached states of the frozen 4. On the dev split it
+    # scores as well as all 12 with the top 2 trained, and serves in half the time.
+    "cpu": FinetuneOptions(keep_layers=6, freeze_layers=4),
     # For a GPU machine: everything trained, longer texts, more epochs.
     "full": FinetuneOptions(max_length=256, freeze_layers=0, epochs=6, patience=2, lr=5e-5, head_lr=1e-3),
 }
@@ -119,7 +121,7 @@ def finetune(
     labels = {h: list(config.label_ids(h)) for h in HEADS}
     tokenizer = EncoderTokenizer.from_dir(options.base_model)
     model = MultiTaskModel(load_encoder(options.base_model), {h: len(v) for h, v in labels.items()})
-    if options.keep_layers:
+    if 0 < options.keep_layers < len(model.layers):
         model.truncate(options.keep_layers)
     freeze = min(options.freeze_layers, len(model.layers))
     model.freeze(freeze)
@@ -201,6 +203,7 @@ def finetune(
         "best_epoch": best[2],
         "options": {k: str(v) for k, v in vars(replace(options)).items()},
         "frozen_layers": freeze,
+        "layers": len(model.layers),
     }
     return model, tokenizer, report
 

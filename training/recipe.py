@@ -164,7 +164,17 @@ def build_encoder_bundle(
         manifest.metrics["build_seconds"] = round(build_seconds, 1)
         write_manifest(tmp, manifest)
         (tmp / "MODEL_CARD.md").write_text(
-            model_card(manifest, report, calibration, train_report, len(train), len(dev), len(test), build_seconds),
+            model_card(
+                manifest,
+                report,
+                calibration,
+                train_report,
+                len(train),
+                len(dev),
+                len(test),
+                build_seconds,
+                config.decision_thresholds,
+            ),
             encoding="utf-8",
         )
     log(f"bundle {name} written to {out_dir} in {build_seconds / 60:.1f} min")
