@@ -50,8 +50,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import machine, stop, write
-from bench.load import free_port, percentiles
+from bench.common import ServerNotReady, free_port, machine, triage_server, write
+from bench.load import percentiles
 from training.data import DATASETS, jsonl_files, read_jsonl
 from training.registry import COMPARISON, POINTER, current_version, read_history, register
 from triage import HEADS
@@ -249,20 +249,9 @@ def switch(args: Sequence[str], env: Mapping[str, str], service: Service, regist
 def serving(env: Mapping[str, str], log: Path) -> Iterator[Service]:
     """`triage serve` on a free loopback port, ready (model loaded) before this yields; stopped afterwards."""
     port = free_port()
-    argv = [sys.executable, "-m", "triage", "serve", "--host", "127.0.0.1", "--port", str(port)]
     print(f"\n$ triage serve --host 127.0.0.1 --port {port}   (log: {log})", flush=True)
-    with log.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
-        service = Service(f"http://127.0.0.1:{port}", proc.pid, log)
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while readyz(service) is None:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise ClosedLoopError(f"triage serve did not become ready; see {log}")
-                time.sleep(0.2)
-            yield service
-        finally:
-            stop(proc)
+    with triage_server(port, [], env, log, READY_TIMEOUT_S) as (url, pid):
+        yield Service(url, pid, log)
 
 
 def readyz(service: Service) -> dict[str, str] | None:
@@ -714,7 +703,7 @@ def main() -> None:
         parser.error(str(exc))
     try:
         data, md = run(data_dir, args.model, args.initial_bundle, args.legacy_size)
-    except ClosedLoopError as exc:
+    except (ClosedLoopError, ServerNotReady) as exc:
         print(f"closed_loop: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     finally:

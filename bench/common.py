@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import platform
+import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 REPORTS = Path(__file__).parent / "reports"
@@ -62,3 +66,48 @@ def stop(proc: subprocess.Popen[Any]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class ServerNotReady(RuntimeError):
+    """`triage serve` exited, or did not answer /readyz in time."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def triage_server(
+    port: int,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    log: Path,
+    timeout_s: float,
+    ready_in_a_row: int = 1,
+) -> Iterator[tuple[str, int]]:
+    """`triage serve` in its own process on a loopback port, its output in `log` (an unread pipe
+    would fill and stall it); yields its URL and process id once /readyz has answered 200 `ready_in_a_row` times
+    in a row on fresh connections (with several workers, each must have loaded); stopped afterwards."""
+    argv = [sys.executable, "-m", "triage", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    url = f"http://127.0.0.1:{port}"
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout_s
+            in_a_row = 0
+            while in_a_row < ready_in_a_row:
+                if proc.poll() is not None:
+                    raise ServerNotReady(f"triage serve exited with {proc.returncode} before it was ready; see {log}")
+                if time.monotonic() > deadline:
+                    raise ServerNotReady(f"triage serve was not ready within {timeout_s:.0f} s; see {log}")
+                try:
+                    ready = httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+                except httpx.TransportError:
+                    ready = False
+                in_a_row = in_a_row + 1 if ready else 0
+                time.sleep(0.05 if ready else 0.3)
+            yield url, proc.pid
+        finally:
+            stop(proc)

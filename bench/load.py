@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.common import machine, stop, write
+from bench.common import free_port, machine, triage_server, write
 from training.data import DATASETS, jsonl_files, read_jsonl
 from triage.bundle import load_bundle, read_manifest
 from triage.config import load_config
@@ -137,12 +136,6 @@ def percentiles(ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def cpu_seconds(root: int) -> float:
     """User + system CPU time of a process and its live descendants (uvicorn workers), from /proc."""
     stats: dict[int, list[str]] = {}
@@ -224,40 +217,16 @@ def same_texts(samples: Sequence[Sample], pipeline_ms: Sequence[float]) -> dict[
 def serve(bundle: Path, workers: int, scratch: Path) -> Iterator[Server]:
     """`python -m triage serve` on a loopback port with its own data directory (a fresh SQLite store)."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"serve-w{workers}-", dir=scratch))
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TRIAGE_AUTH")} | {
         "TRIAGE_DATA_DIR": str(data_dir),
         "TRIAGE_MODEL_DIR": str(bundle),
         "TRIAGE_API_KEYS": f"{INTAKE_KEY}:intake,{AGENT_KEY}:agent",
         "PYTHONUNBUFFERED": "1",
     }
-    command = [sys.executable, "-m", "triage", "serve", "--port", str(port), "--workers", str(workers)]
-    # The access log goes to a file: an unread pipe would fill and stall the server.
-    with (data_dir / "server.log").open("w", encoding="utf-8") as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_ready(url, proc, workers)
-            yield Server(url, proc.pid, data_dir)
-        finally:
-            stop(proc)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], workers: int) -> None:
-    """Until /readyz answers 200 on several fresh connections in a row (each worker has loaded)."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    in_a_row = 0
-    while in_a_row < 5 * workers:
-        if proc.poll() is not None:
-            raise LoadError(f"the server exited with {proc.returncode} before it was ready")
-        if time.monotonic() > deadline:
-            raise LoadError(f"the server was not ready within {READY_TIMEOUT_S:.0f} s")
-        try:
-            ready = httpx.get(f"{url}/readyz", timeout=5).status_code == 200
-        except httpx.TransportError:
-            ready = False
-        in_a_row = in_a_row + 1 if ready else 0
-        time.sleep(0.05 if ready else 0.3)
+    log = data_dir / "server.log"
+    args = ["--workers", str(workers)]
+    with triage_server(free_port(), args, env, log, READY_TIMEOUT_S, ready_in_a_row=5 * workers) as (url, pid):
+        yield Server(url, pid, data_dir)
 
 
 def answer(endpoint: Endpoint, response: httpx.Response) -> tuple[int, tuple[str, ...]]:
