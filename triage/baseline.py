@@ -99,7 +99,6 @@ class TfidfFeatures:
     def __init__(self, char: TfidfBlock, word: TfidfBlock) -> None:
         self.char = char
         self.word = word
-        self.word_terms = word.terms
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> TfidfFeatures:
@@ -184,8 +183,8 @@ class TfidfClassifier:
             for j, v in zip(x.col, x.data, strict=True):
                 score[int(j)] = score.get(int(j), 0.0) + float(v * row[offset + j])
         # Single characters (我, 刷) explain nothing to a person; words do.
-        ranked = sorted((s, j) for j, s in score.items() if s > 0 and len(self.features.word_terms[j]) > 1)
-        return [self.features.word_terms[j] for _, j in reversed(ranked[-k:])]
+        ranked = sorted((s, j) for j, s in score.items() if s > 0 and len(self.features.word.terms[j]) > 1)
+        return [self.features.word.terms[j] for _, j in reversed(ranked[-k:])]
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

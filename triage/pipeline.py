@@ -128,8 +128,9 @@ class Triager:
         for candidate, at in self.config.decision_thresholds.get(head, {}).items():
             if candidate == label:
                 break
-            if p[labels.index(candidate)] >= at:
-                label, confidence = candidate, float(p[labels.index(candidate)])
+            chance = float(p[labels.index(candidate)])
+            if chance >= at:
+                label, confidence = candidate, chance
                 break
         return HeadResult(
             label=label,
