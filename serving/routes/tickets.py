@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -10,7 +9,17 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.deps import AdminDep, AgentDep, ConfigDep, StoreDep
 from serving.errors import ApiError
-from serving.schemas import AuditOut, ErrorOut, FeedbackIn, FeedbackOut, Status, TicketOut, TicketPage, TicketPatch
+from serving.schemas import (
+    AuditOut,
+    ErrorOut,
+    FeedbackIn,
+    FeedbackOut,
+    Moment,
+    Status,
+    TicketOut,
+    TicketPage,
+    TicketPatch,
+)
 from serving.store.tickets import TicketFilter
 from triage import HEADS
 from triage.config import TriageConfig
@@ -35,8 +44,8 @@ async def list_tickets(
     urgency: str | None = None,
     department: str | None = None,
     assignee: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
 ) -> dict[str, Any]:
