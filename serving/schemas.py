@@ -181,7 +181,9 @@ class HandoffNoteOut(BaseModel):
 
 
 class HandoffOut(TriageOut):
-    handoff: HandoffNoteOut
+    handoff: HandoffNoteOut | None = Field(
+        None, description="null only when the idempotency key replays a ticket that came in through /v1/triage"
+    )
 
 
 class FeedbackIn(BaseModel):

@@ -71,6 +71,21 @@ def test_handoff_stores_the_case_with_its_note(client: httpx.Client, agent: http
     assert "冻结卡片" not in stored["text_masked"]  # only the customer's turns make the case
 
 
+def test_an_idempotency_key_replays_across_triage_and_handoff(client: httpx.Client) -> None:
+    """Found by the fuzz test: a handoff replaying a key first used on /v1/triage answered 500."""
+    key = f"shared-{uuid.uuid4()}"
+    first = client.post("/v1/triage", json={"text": "信用卡年费乱收，要求退还", "idempotency_key": key})
+    assert first.status_code == 200, first.text
+    again = client.post("/v1/handoff", json={"conversation": CONVERSATION, "idempotency_key": key})
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replay"] == "true"
+    assert again.json()["ticket_id"] == first.json()["ticket_id"] and again.json()["handoff"] is None
+    key = f"shared-{uuid.uuid4()}"
+    made = client.post("/v1/handoff", json={"conversation": CONVERSATION, "idempotency_key": key}).json()
+    replay = client.post("/v1/triage", json={"text": "信用卡年费乱收", "idempotency_key": key})
+    assert replay.status_code == 200 and replay.json()["ticket_id"] == made["ticket_id"]
+
+
 @pytest.mark.parametrize(
     ("conversation", "code"),
     [
